@@ -1,0 +1,764 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+// kdbet: brain extraction from the command line with the module's filters.
+
+#include "itkCommand.h"
+#include "itkImageFileReader.h"
+#include "itkImageFileWriter.h"
+#include "itkImageIOFactory.h"
+#include "itkKDBrainExtractionTrainer.h"
+#include "itkKDStudentMaskFilter.h"
+#include "itkKDTeacherImageFilter.h"
+#include "itksys/SystemTools.hxx"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#ifndef KDBrainExtraction_VERSION
+#  define KDBrainExtraction_VERSION "unknown"
+#endif
+
+namespace
+{
+using ImageType = itk::KDBrainExtractionPreprocessing::ImageType;
+using MaskImageType = itk::KDBrainExtractionPreprocessing::MaskImageType;
+using ModelType = itk::KDBrainExtractionTorchModel;
+using Clock = std::chrono::steady_clock;
+
+/** A user error: printed as one line, exit code 2. */
+struct UsageError : std::runtime_error
+{
+  using std::runtime_error::runtime_error;
+};
+
+/** --name value and --flag arguments after the subcommand. */
+class Arguments
+{
+public:
+  Arguments(int argc, char * argv[], const std::set<std::string> & flags,
+            const std::map<std::string, std::string> & aliases)
+  {
+    for (int i = 0; i < argc; ++i)
+    {
+      std::string name = argv[i];
+      const auto  alias = aliases.find(name);
+      if (alias != aliases.end())
+      {
+        name = alias->second;
+      }
+      if (name.rfind("--", 0) != 0)
+      {
+        throw UsageError("unexpected argument '" + name + "'");
+      }
+      if (flags.count(name))
+      {
+        m_Values[name] = "1";
+        continue;
+      }
+      if (i + 1 >= argc)
+      {
+        throw UsageError("option " + name + " needs a value");
+      }
+      m_Values[name] = argv[++i];
+    }
+  }
+  bool
+  Has(const std::string & name) const
+  {
+    return m_Values.count(name) > 0;
+  }
+  std::string
+  Get(const std::string & name, const std::string & fallback = std::string()) const
+  {
+    const auto found = m_Values.find(name);
+    return found == m_Values.end() ? fallback : found->second;
+  }
+  double
+  GetNumber(const std::string & name, double fallback) const
+  {
+    if (!Has(name))
+    {
+      return fallback;
+    }
+    std::istringstream text(Get(name));
+    double             value = 0;
+    text >> value;
+    if (text.fail() || !text.eof())
+    {
+      throw UsageError("option " + name + " needs a number, got '" + Get(name) + "'");
+    }
+    return value;
+  }
+  unsigned int
+  GetCount(const std::string & name, unsigned int fallback) const
+  {
+    const double value = GetNumber(name, fallback);
+    if (value < 0 || value != static_cast<unsigned int>(value))
+    {
+      throw UsageError("option " + name + " needs a non-negative integer, got '" + Get(name) + "'");
+    }
+    return static_cast<unsigned int>(value);
+  }
+  void
+  RejectUnknown(const std::set<std::string> & known) const
+  {
+    for (const auto & entry : m_Values)
+    {
+      if (!known.count(entry.first))
+      {
+        throw UsageError("unknown option " + entry.first);
+      }
+    }
+  }
+
+private:
+  std::map<std::string, std::string> m_Values;
+};
+
+/** Reads a scalar 3D image as float, refusing what brain extraction cannot
+ * use with a message that names the file and the problem. */
+ImageType::Pointer
+ReadHeadImage(const std::string & fileName)
+{
+  if (!itksys::SystemTools::FileExists(fileName, true))
+  {
+    itkGenericExceptionMacro(<< fileName << ": no such file");
+  }
+  auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (io.IsNull())
+  {
+    itkGenericExceptionMacro(<< fileName << ": not an image in a format ITK can read");
+  }
+  io->SetFileName(fileName);
+  try
+  {
+    io->ReadImageInformation();
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    itkGenericExceptionMacro(<< fileName << ": unreadable image header (" << error.GetDescription() << ")");
+  }
+  unsigned int dimensions = io->GetNumberOfDimensions();
+  // Trailing axes of size 1 (a 4D file holding one volume) are harmless.
+  while (dimensions > 3 && io->GetDimensions(dimensions - 1) == 1)
+  {
+    --dimensions;
+  }
+  if (dimensions < 3 || (dimensions == 3 && io->GetDimensions(2) == 1))
+  {
+    itkGenericExceptionMacro(<< fileName << ": a 2D image; brain extraction needs a 3D volume");
+  }
+  if (dimensions > 3)
+  {
+    itkGenericExceptionMacro(<< fileName << ": a " << dimensions << "D image with " << io->GetDimensions(3)
+                             << " volumes; extract one 3D volume first");
+  }
+  if (io->GetNumberOfComponents() != 1)
+  {
+    itkGenericExceptionMacro(<< fileName << ": " << io->GetNumberOfComponents()
+                             << " components per voxel (vector or RGB); a scalar image is needed");
+  }
+  auto reader = itk::ImageFileReader<ImageType>::New();
+  reader->SetFileName(fileName);
+  try
+  {
+    reader->Update();
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    std::string message = error.GetDescription();
+    message = message.substr(0, message.find('\n'));
+    itkGenericExceptionMacro(<< fileName << ": cannot read the voxels (truncated or corrupt file: " << message << ")");
+  }
+  ImageType::Pointer image = reader->GetOutput();
+  itk::KDBrainExtractionPreprocessing::VerifyImage(image, fileName);
+  return image;
+}
+
+/** The extension of an image file name, double ones (.nii.gz) included. */
+std::string
+ImageExtension(const std::string & fileName)
+{
+  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
+  for (const char * twoPart : { ".nii.gz", ".nrrd.gz", ".mha.gz" })
+  {
+    const std::string ending = twoPart;
+    if (name.size() > ending.size() && name.compare(name.size() - ending.size(), ending.size(), ending) == 0)
+    {
+      return ending;
+    }
+  }
+  return itksys::SystemTools::GetFilenameLastExtension(name);
+}
+
+/** Fails early, before any work, if \a fileName cannot be written. */
+void
+CheckWritable(const std::string & fileName)
+{
+  std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
+  if (directory.empty())
+  {
+    directory = ".";
+  }
+  if (!itksys::SystemTools::FileIsDirectory(directory))
+  {
+    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " does not exist");
+  }
+  if (::access(directory.c_str(), W_OK) != 0)
+  {
+    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " is not writable");
+  }
+  auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::WriteMode);
+  if (io.IsNull())
+  {
+    itkGenericExceptionMacro(<< fileName << ": no image format for the extension '" << ImageExtension(fileName) << "'");
+  }
+}
+
+/** Writes through a temporary name in the same folder and renames on
+ * success, so that no partial output is ever left under the final name. */
+template <typename TImage>
+void
+WriteAtomically(const TImage * image, const std::string & fileName)
+{
+  std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
+  const std::string extension = ImageExtension(fileName);
+  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
+  const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
+                                name.substr(0, name.size() - extension.size()) + ".kdbet-" +
+                                std::to_string(::getpid()) + extension;
+  auto writer = itk::ImageFileWriter<TImage>::New();
+  writer->SetInput(image);
+  writer->SetFileName(temporary);
+  writer->UseCompressionOn();
+  try
+  {
+    writer->Update();
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    std::remove(temporary.c_str());
+    itkGenericExceptionMacro(<< fileName << ": cannot write (" << error.GetDescription() << ")");
+  }
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    std::remove(temporary.c_str());
+    itkGenericExceptionMacro(<< fileName << ": cannot move the written file into place");
+  }
+}
+
+/** A progress bar on a terminal, nothing otherwise. */
+void
+ShowProgress(itk::ProcessObject * filter, const char * label)
+{
+  if (!isatty(STDERR_FILENO))
+  {
+    return;
+  }
+  auto observer = itk::CStyleCommand::New();
+  observer->SetCallback([](itk::Object * caller, const itk::EventObject &, void * clientData) {
+    const auto * process = static_cast<itk::ProcessObject *>(caller);
+    const int    width = 30;
+    const int    filled = static_cast<int>(width * process->GetProgress());
+    std::fprintf(stderr,
+                 "\r%s [%s%s] %3d%%",
+                 static_cast<const char *>(clientData),
+                 std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(),
+                 static_cast<int>(100 * process->GetProgress()));
+    std::fflush(stderr);
+  });
+  observer->SetClientData(const_cast<char *>(label));
+  filter->AddObserver(itk::ProgressEvent(), observer);
+}
+
+ModelType::Pointer
+LoadModel(const std::string & fileName, ModelType::RoleEnum role)
+{
+  const std::string path = fileName.empty() ? ModelType::FindDefaultModelFile(role) : fileName;
+  if (path.empty())
+  {
+    itkGenericExceptionMacro(<< "no default " << ModelType::RoleToString(role)
+                             << " model was found (set KDBET_MODEL_DIR or pass --model)");
+  }
+  auto model = ModelType::New();
+  model->Load(path);
+  if (model->GetRole() != role)
+  {
+    itkGenericExceptionMacro(<< path << ": a " << ModelType::RoleToString(model->GetRole()) << " model, but a "
+                             << ModelType::RoleToString(role) << " model is needed here");
+  }
+  return model;
+}
+
+const char * ExtractHelp = R"(Usage: kdbet extract -i IN [-o BRAIN_OUT] [-m MASK_OUT] [-p PROB_OUT] [options]
+
+Skull stripping of a 3D head MRI (T1w; T2w and PDw once a model trained for
+them is given) with the distilled student UNet++. Outputs lie on the input's
+grid: the mask as uint8 0/1, the probability as float, the brain as the input
+with everything outside the mask set to 0. The format follows the extension
+(.nii.gz, .nii, .nrrd, .mha, ...). Without -o/-m/-p, writes NAME_brain.nii.gz and
+NAME_mask.nii.gz in the current folder.
+
+  -i, --input FILE         head volume (any scalar 3D image ITK reads)
+  -o, --brain FILE         brain-only image (input masked)
+  -m, --mask FILE          brain mask (uint8, 0/1)
+  -p, --probability FILE   brain probability (float, 0..1)
+  -g, --teacher-brain FILE brain-only image predicted by the teacher network
+      --model FILE         student model (default: the shipped student, below)
+      --teacher-model FILE teacher model for -g (default: the shipped teacher)
+      --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
+      --threads N          CPU threads for the network (default: all cores)
+      --threshold T        brain probability threshold (default 0.5)
+  -h, --help               this text
+
+Default models: Data/Models/kdbet_student.kdbm and kdbet_teacher.kdbm, found
+through $KDBET_MODEL_DIR, the install tree or the source tree. The models
+shipped now are small interim models trained by this project's own trainer
+(`kdbet train`) on the shared IXI T1w data for a short CPU run, not the final
+accuracy-tuned defaults; `kdbet info` shows how each was made.
+)";
+
+int
+Extract(int argc, char * argv[])
+{
+  const Arguments arguments(argc,
+                            argv,
+                            { "--help" },
+                            { { "-i", "--input" },
+                              { "-o", "--brain" },
+                              { "-m", "--mask" },
+                              { "-p", "--probability" },
+                              { "-g", "--teacher-brain" },
+                              { "-h", "--help" } });
+  if (arguments.Has("--help"))
+  {
+    std::cout << ExtractHelp;
+    return 0;
+  }
+  arguments.RejectUnknown({ "--input",
+                            "--brain",
+                            "--mask",
+                            "--probability",
+                            "--teacher-brain",
+                            "--model",
+                            "--teacher-model",
+                            "--device",
+                            "--threads",
+                            "--threshold" });
+  const std::string input = arguments.Get("--input");
+  if (input.empty())
+  {
+    throw UsageError("no input: use -i FILE (see kdbet extract --help)");
+  }
+  std::string       brainFile = arguments.Get("--brain");
+  std::string       maskFile = arguments.Get("--mask");
+  const std::string probabilityFile = arguments.Get("--probability");
+  const std::string teacherFile = arguments.Get("--teacher-brain");
+  if (brainFile.empty() && maskFile.empty() && probabilityFile.empty() && teacherFile.empty())
+  {
+    std::string stem = itksys::SystemTools::GetFilenameName(input);
+    stem = stem.substr(0, stem.size() - ImageExtension(input).size());
+    brainFile = stem + "_brain.nii.gz";
+    maskFile = stem + "_mask.nii.gz";
+  }
+  const double threshold = arguments.GetNumber("--threshold", 0.5);
+  if (!(threshold > 0.0 && threshold < 1.0))
+  {
+    throw UsageError("--threshold must be between 0 and 1");
+  }
+  for (const auto & file : { brainFile, maskFile, probabilityFile, teacherFile })
+  {
+    if (!file.empty())
+    {
+      CheckWritable(file);
+    }
+  }
+  const std::string  device = arguments.Get("--device", "auto");
+  const unsigned int threads = arguments.GetCount("--threads", 0);
+
+  const auto               start = Clock::now();
+  const auto               image = ReadHeadImage(input);
+  const bool               needStudent = !(brainFile.empty() && maskFile.empty() && probabilityFile.empty());
+  std::vector<std::string> written;
+  if (needStudent)
+  {
+    const auto model = LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student);
+    auto       filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
+    filter->SetInput(image);
+    filter->SetModel(model);
+    filter->SetDevice(device);
+    filter->SetNumberOfTorchThreads(threads);
+    filter->SetThreshold(threshold);
+    ShowProgress(filter, "student");
+    filter->Update();
+    if (isatty(STDERR_FILENO))
+    {
+      std::cerr << std::endl;
+    }
+    const auto * mask = filter->GetMaskOutput();
+    std::size_t  brainVoxels = 0;
+    for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
+    {
+      brainVoxels += mask->GetBufferPointer()[i];
+    }
+    const auto & spacing = image->GetSpacing();
+    const double brainMillilitres = brainVoxels * spacing[0] * spacing[1] * spacing[2] / 1000.0;
+    if (brainVoxels == 0)
+    {
+      std::cerr << "kdbet: warning: " << input << ": no brain found (the mask is empty)" << std::endl;
+    }
+    if (!maskFile.empty())
+    {
+      WriteAtomically(filter->GetMaskOutput(), maskFile);
+      written.push_back("mask " + maskFile);
+    }
+    if (!probabilityFile.empty())
+    {
+      WriteAtomically(filter->GetProbabilityOutput(), probabilityFile);
+      written.push_back("probability " + probabilityFile);
+    }
+    if (!brainFile.empty())
+    {
+      WriteAtomically(filter->GetMaskedOutput(), brainFile);
+      written.push_back("brain " + brainFile);
+    }
+    std::cout << "brain volume: " << brainMillilitres << " ml (device " << model->GetDevice() << ")" << std::endl;
+  }
+  if (!teacherFile.empty())
+  {
+    const auto model = LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher);
+    auto       filter = itk::KDTeacherImageFilter<ImageType, ImageType>::New();
+    filter->SetInput(image);
+    filter->SetModel(model);
+    filter->SetDevice(device);
+    filter->SetNumberOfTorchThreads(threads);
+    ShowProgress(filter, "teacher");
+    filter->Update();
+    if (isatty(STDERR_FILENO))
+    {
+      std::cerr << std::endl;
+    }
+    WriteAtomically(filter->GetOutput(), teacherFile);
+    written.push_back("teacher brain " + teacherFile);
+  }
+  for (const auto & line : written)
+  {
+    std::cout << "wrote " << line << std::endl;
+  }
+  std::cout << "seconds: " << std::chrono::duration<double>(Clock::now() - start).count() << std::endl;
+  return 0;
+}
+
+const char * TrainHelp = R"(Usage: kdbet train --manifest CSV --role teacher|student --output MODEL [options]
+
+Trains a teacher (brain-only image) or a student (brain mask) UNet++ with the
+same preprocessing as extraction. Student loss: (1-a) L_seg + a L_distill,
+L_seg = MSE + (1 - SSIM) + (1 - Dice) against the mask, L_distill = MSE between
+the student's probability and the teacher's output. --alpha 0 trains the plain
+UNet++ baseline.
+
+  --manifest CSV          columns image|t1, mask|brainmask, optional subject, labels|dlmuse,
+                          modality; paths relative to the CSV (IXI cases.csv works as it is)
+  --role R                teacher or student (default student)
+  --output FILE           model file to write
+  --teacher FILE          teacher model for distillation (student with --alpha > 0)
+  --alpha A               distillation weight (default 0.3)
+  --distill MODE          image (the paper's: teacher's brain image) or soft-mask
+  --subjects LIST         train on these subjects only (comma list, or @file with one per line)
+  --exclude LIST          leave these subjects out (comma list or @file)
+  --validate LIST         subjects to report validation Dice/MAE on (comma list or @file)
+  --steps N               optimizer steps (default 1000)
+  --batch N               batch size (default 4)
+  --patch N               cubic patch size in working voxels, 0 = whole volumes (default 64)
+  --lr X                  Adam learning rate (default 1e-3)
+  --weight-decay X        Adam weight decay (default 1e-5)
+  --depth N               UNet++ depth (default 3)
+  --width N               base width (default 8 student, 16 teacher)
+  --norm batch|instance|none   normalisation (default batch)
+  --dropout X             dropout after each node (default 0)
+  --deep-supervision      heads on every top node
+  --spacing MM            isotropic working spacing (default 2)
+  --no-augment            no augmentation
+  --seed N                random seed (default 1)
+  --device D              auto, cpu, cuda, cuda:N
+  --threads N             CPU threads
+  --checkpoint FILE       checkpoint, written every --checkpoint-every steps (default 100)
+                          and resumed from when present
+  --time-limit S          stop after S seconds with a checkpoint (exit code 3)
+  --log FILE              JSON lines, one per epoch
+)";
+
+std::set<std::string>
+ReadSubjectList(const std::string & text)
+{
+  std::set<std::string> subjects;
+  std::string           content = text;
+  if (!text.empty() && text[0] == '@')
+  {
+    std::ifstream file(text.substr(1));
+    if (!file)
+    {
+      throw UsageError(text.substr(1) + ": cannot read the subject list");
+    }
+    content.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  std::string subject;
+  for (char c : content + "\n")
+  {
+    if (c == ',' || c == '\n' || c == '\r' || c == ' ')
+    {
+      if (!subject.empty())
+      {
+        subjects.insert(subject);
+      }
+      subject.clear();
+    }
+    else
+    {
+      subject += c;
+    }
+  }
+  return subjects;
+}
+
+int
+Train(int argc, char * argv[], const std::string & commandLine)
+{
+  const Arguments arguments(argc, argv, { "--help", "--deep-supervision", "--no-augment" }, { { "-h", "--help" } });
+  if (arguments.Has("--help"))
+  {
+    std::cout << TrainHelp;
+    return 0;
+  }
+  arguments.RejectUnknown({ "--manifest",
+                            "--role",
+                            "--output",
+                            "--teacher",
+                            "--alpha",
+                            "--distill",
+                            "--subjects",
+                            "--exclude",
+                            "--validate",
+                            "--steps",
+                            "--batch",
+                            "--patch",
+                            "--lr",
+                            "--weight-decay",
+                            "--depth",
+                            "--width",
+                            "--norm",
+                            "--dropout",
+                            "--deep-supervision",
+                            "--spacing",
+                            "--no-augment",
+                            "--seed",
+                            "--device",
+                            "--threads",
+                            "--checkpoint",
+                            "--checkpoint-every",
+                            "--time-limit",
+                            "--log" });
+  if (!arguments.Has("--manifest") || !arguments.Has("--output"))
+  {
+    throw UsageError("--manifest and --output are required (see kdbet train --help)");
+  }
+  itk::KDBrainExtractionTrainer::Options options;
+  const std::string                      role = arguments.Get("--role", "student");
+  if (role != "teacher" && role != "student")
+  {
+    throw UsageError("--role must be teacher or student");
+  }
+  options.Role = role == "teacher" ? ModelType::RoleEnum::Teacher : ModelType::RoleEnum::Student;
+  options.NetworkArchitecture.Depth = arguments.GetCount("--depth", 3);
+  options.NetworkArchitecture.BaseWidth = arguments.GetCount("--width", role == "teacher" ? 16 : 8);
+  options.NetworkArchitecture.Normalization = arguments.Get("--norm", "batch");
+  options.NetworkArchitecture.Dropout = arguments.GetNumber("--dropout", 0.0);
+  options.NetworkArchitecture.DeepSupervision = arguments.Has("--deep-supervision");
+  const double spacing = arguments.GetNumber("--spacing", 2.0);
+  if (!(spacing > 0))
+  {
+    throw UsageError("--spacing must be positive");
+  }
+  options.PreprocessingContract.WorkingSpacing = { { spacing, spacing, spacing } };
+  options.TeacherModelFile = arguments.Get("--teacher");
+  options.DistillationWeight = arguments.GetNumber("--alpha", options.Role == ModelType::RoleEnum::Student ? 0.3 : 0.0);
+  options.DistillationMode = arguments.Get("--distill", "image");
+  options.NumberOfSteps = arguments.GetCount("--steps", 1000);
+  options.BatchSize = arguments.GetCount("--batch", 4);
+  options.PatchSize = arguments.GetCount("--patch", 64);
+  options.LearningRate = arguments.GetNumber("--lr", 1e-3);
+  options.WeightDecay = arguments.GetNumber("--weight-decay", 1e-5);
+  options.Augment = !arguments.Has("--no-augment");
+  options.Seed = arguments.GetCount("--seed", 1);
+  options.Device = arguments.Get("--device", "auto");
+  options.NumberOfThreads = arguments.GetCount("--threads", 0);
+  options.CheckpointFile = arguments.Get("--checkpoint");
+  options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
+  options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
+  options.LogFile = arguments.Get("--log");
+  if (options.Role == ModelType::RoleEnum::Teacher)
+  {
+    options.DistillationWeight = 0.0;
+  }
+  const std::string outputDirectory = itksys::SystemTools::GetFilenamePath(arguments.Get("--output"));
+  if (!outputDirectory.empty() && !itksys::SystemTools::FileIsDirectory(outputDirectory))
+  {
+    throw UsageError(arguments.Get("--output") + ": the output folder does not exist");
+  }
+
+  const auto all = itk::KDBrainExtractionTrainer::ReadManifest(arguments.Get("--manifest"));
+  const auto include = ReadSubjectList(arguments.Get("--subjects"));
+  const auto exclude = ReadSubjectList(arguments.Get("--exclude"));
+  const auto validate = ReadSubjectList(arguments.Get("--validate"));
+  std::vector<itk::KDBrainExtractionTrainer::Case> training;
+  for (const auto & item : all)
+  {
+    if (validate.count(item.Subject))
+    {
+      options.ValidationCases.push_back(item);
+    }
+    if ((include.empty() || include.count(item.Subject)) && !exclude.count(item.Subject) &&
+        !validate.count(item.Subject))
+    {
+      training.push_back(item);
+    }
+  }
+  if (training.empty())
+  {
+    throw UsageError("no training cases are left after --subjects/--exclude/--validate");
+  }
+  const auto model = itk::KDBrainExtractionTrainer::Train(training, options, std::cerr);
+  if (model.IsNull())
+  {
+    return 3;
+  }
+  model->SetMetadata("training.command", commandLine);
+  model->SetMetadata("training.manifest", arguments.Get("--manifest"));
+  model->SetMetadata("kdbet.version", KDBrainExtraction_VERSION);
+  model->Save(arguments.Get("--output"));
+  std::cout << "wrote " << role << " model " << arguments.Get("--output") << " (checksum " << model->GetChecksum()
+            << ", " << model->GetNumberOfParameters() << " parameters)" << std::endl;
+  return 0;
+}
+
+int
+Info(int argc, char * argv[])
+{
+  if (argc != 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h")
+  {
+    std::cout
+      << "Usage: kdbet info MODEL\n\nRole, architecture, preprocessing, provenance and checksum of a model file.\n";
+    return argc == 1 ? 0 : 2;
+  }
+  auto model = ModelType::New();
+  model->Load(argv[0]);
+  const auto & a = model->GetArchitecture();
+  const auto & c = model->GetContract();
+  std::cout << "file: " << model->GetFileName() << "\n"
+            << "role: " << ModelType::RoleToString(model->GetRole()) << "\n"
+            << "architecture: UNet++ 3D, depth " << a.Depth << ", base width " << a.BaseWidth << ", " << a.Normalization
+            << " normalization, dropout " << a.Dropout << ", deep supervision " << (a.DeepSupervision ? "on" : "off")
+            << "\n"
+            << "parameters: " << model->GetNumberOfParameters() << "\n"
+            << "working spacing: " << c.WorkingSpacing[0] << " x " << c.WorkingSpacing[1] << " x "
+            << c.WorkingSpacing[2] << " mm, axis-aligned (LPS), size multiple " << c.SizeMultiple << "\n"
+            << "intensity: percentiles " << c.LowerPercentile << " .. " << c.UpperPercentile << " to [0, 1]\n"
+            << "checksum (FNV-1a 64): " << model->GetChecksum() << "\n";
+  for (const auto & entry : model->GetAllMetadata())
+  {
+    std::cout << entry.first << ": " << entry.second << "\n";
+  }
+  return 0;
+}
+
+const char * MainHelp = R"(Usage: kdbet COMMAND [options]
+
+Brain extraction (skull stripping) of 3D head MRI with knowledge-distilled UNet++ networks.
+
+Commands:
+  extract   brain mask and brain-only image of a head volume (kdbet extract --help)
+  train     train a teacher or student model (kdbet train --help)
+  info      describe a model file
+  --version print the version
+)";
+} // namespace
+
+int
+main(int argc, char * argv[])
+{
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")
+  {
+    std::cout << MainHelp;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  std::string       commandLine = "kdbet";
+  for (int i = 1; i < argc; ++i)
+  {
+    commandLine += std::string(" ") + argv[i];
+  }
+  try
+  {
+    if (command == "--version" || command == "version")
+    {
+      std::cout << "kdbet " << KDBrainExtraction_VERSION << " (LibTorch, CUDA "
+                << (ModelType::IsCudaAvailable() ? "available" : "not available") << ")" << std::endl;
+      return 0;
+    }
+    if (command == "extract")
+    {
+      return Extract(argc - 2, argv + 2);
+    }
+    if (command == "train")
+    {
+      return Train(argc - 2, argv + 2, commandLine);
+    }
+    if (command == "info")
+    {
+      return Info(argc - 2, argv + 2);
+    }
+    throw UsageError("unknown command '" + command + "' (see kdbet --help)");
+  }
+  catch (const UsageError & error)
+  {
+    std::cerr << "kdbet: error: " << error.what() << std::endl;
+    return 2;
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    std::string message = error.GetDescription();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::cerr << "kdbet: error: " << message << std::endl;
+    return 1;
+  }
+  catch (const std::exception & error)
+  {
+    std::string message = error.what();
+    std::cerr << "kdbet: error: " << message.substr(0, message.find('\n')) << std::endl;
+    return 1;
+  }
+}

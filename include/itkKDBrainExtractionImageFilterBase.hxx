@@ -1,0 +1,153 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDBrainExtractionImageFilterBase_hxx
+#define itkKDBrainExtractionImageFilterBase_hxx
+
+#include "itkKDBrainExtractionImageFilterBase.h"
+
+#include "itkCastImageFilter.h"
+
+#include <type_traits>
+
+namespace itk
+{
+template <typename TInputImage, typename TOutputImage>
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::KDBrainExtractionImageFilterBase(RoleEnum role)
+  : m_Role(role)
+{}
+
+template <typename TInputImage, typename TOutputImage>
+void
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::GenerateInputRequestedRegion()
+{
+  Superclass::GenerateInputRequestedRegion();
+  if (auto * input = const_cast<InputImageType *>(this->GetInput()))
+  {
+    input->SetRequestedRegionToLargestPossibleRegion();
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::EnlargeOutputRequestedRegion(DataObject * output)
+{
+  Superclass::EnlargeOutputRequestedRegion(output);
+  output->SetRequestedRegionToLargestPossibleRegion();
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::VerifyPreconditions() ITKv5_CONST
+{
+  Superclass::VerifyPreconditions();
+  if (m_Model.IsNull() && m_ModelFileName.empty() && ModelType::FindDefaultModelFile(m_Role).empty())
+  {
+    itkExceptionMacro(<< "no model: set Model or ModelFileName (no default " << ModelType::RoleToString(m_Role)
+                      << " model was found; set KDBET_MODEL_DIR)");
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+auto
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::GetResolvedModel() -> ModelType *
+{
+  ModelType * model = m_Model.GetPointer();
+  if (model == nullptr)
+  {
+    const std::string fileName = m_ModelFileName.empty() ? ModelType::FindDefaultModelFile(m_Role) : m_ModelFileName;
+    if (fileName.empty())
+    {
+      itkExceptionMacro(<< "no " << ModelType::RoleToString(m_Role)
+                        << " model file was given and no default was found");
+    }
+    if (m_LoadedModel.IsNull() || m_LoadedModel->GetFileName() != fileName)
+    {
+      auto loaded = ModelType::New();
+      loaded->Load(fileName);
+      m_LoadedModel = loaded;
+    }
+    model = m_LoadedModel.GetPointer();
+  }
+  if (model->GetRole() != m_Role)
+  {
+    itkExceptionMacro(<< (model->GetFileName().empty() ? std::string("the model") : model->GetFileName()) << " is a "
+                      << ModelType::RoleToString(model->GetRole()) << " model; " << this->GetNameOfClass()
+                      << " needs a " << ModelType::RoleToString(m_Role) << " model");
+  }
+  return model;
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::CheckAbort()
+{
+  if (this->GetAbortGenerateData())
+  {
+    ProcessAborted aborted(__FILE__, __LINE__);
+    aborted.SetDescription("brain extraction aborted by the user");
+    throw aborted;
+  }
+}
+
+template <typename TInputImage, typename TOutputImage>
+auto
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(IntensityWindow & window, double progressShare)
+  -> FloatImageType::Pointer
+{
+  ModelType * model = this->GetResolvedModel();
+  model->SetDevice(m_Device);
+  ModelType::SetNumberOfThreads(m_NumberOfTorchThreads);
+  this->CheckAbort();
+
+  typename FloatImageType::ConstPointer input;
+  if constexpr (std::is_same<InputImageType, FloatImageType>::value)
+  {
+    input = this->GetInput();
+  }
+  else
+  {
+    // A mini-pipeline on a graft of the input, so that the upstream pipeline
+    // is not re-executed.
+    auto inputGraft = InputImageType::New();
+    inputGraft->Graft(this->GetInput());
+    auto cast = CastImageFilter<InputImageType, FloatImageType>::New();
+    cast->SetInput(inputGraft);
+    cast->Update();
+    input = cast->GetOutput();
+  }
+  return model->ApplyToImage(input, window, [this, progressShare](double fraction) {
+    this->UpdateProgress(static_cast<float>(progressShare * fraction));
+    return !this->GetAbortGenerateData();
+  });
+}
+
+template <typename TInputImage, typename TOutputImage>
+void
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Role: " << ModelType::RoleToString(m_Role) << std::endl;
+  os << indent << "ModelFileName: " << m_ModelFileName << std::endl;
+  os << indent << "Model: " << m_Model.GetPointer() << std::endl;
+  os << indent << "LoadedModel: " << m_LoadedModel.GetPointer() << std::endl;
+  os << indent << "Device: " << m_Device << std::endl;
+  os << indent << "NumberOfTorchThreads: " << m_NumberOfTorchThreads << std::endl;
+}
+} // end namespace itk
+
+#endif // itkKDBrainExtractionImageFilterBase_hxx

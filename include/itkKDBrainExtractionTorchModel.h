@@ -1,0 +1,178 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDBrainExtractionTorchModel_h
+#define itkKDBrainExtractionTorchModel_h
+
+#include "KDBrainExtractionExport.h"
+#include "itkKDBrainExtractionPreprocessing.h"
+#include "itkObject.h"
+#include "itkObjectFactory.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace itk
+{
+/** \class KDBrainExtractionTorchModel
+ * \brief A UNet++ network with everything needed to apply it: architecture,
+ * weights, preprocessing contract and role, read from one model file.
+ *
+ * The header is free of LibTorch, so that filters, tests and wrapping that
+ * include it compile fast and without Torch headers; the network itself lives
+ * behind a private implementation in the module library.
+ *
+ * A model file holds a magic number, a format version, a text header
+ * (role, architecture, preprocessing contract, provenance), the serialized
+ * weights, and an FNV-1a 64-bit checksum of header and weights. Loading a
+ * truncated, corrupted or foreign file is an ExceptionObject naming the file.
+ *
+ * One model may be shared by several filters: the weights are loaded once.
+ *
+ * \ingroup KDBrainExtraction
+ */
+class KDBrainExtraction_EXPORT KDBrainExtractionTorchModel : public Object
+{
+public:
+  ITK_DISALLOW_COPY_AND_MOVE(KDBrainExtractionTorchModel);
+
+  using Self = KDBrainExtractionTorchModel;
+  using Superclass = Object;
+  using Pointer = SmartPointer<Self>;
+  using ConstPointer = SmartPointer<const Self>;
+
+  itkNewMacro(Self);
+  itkTypeMacro(KDBrainExtractionTorchModel, Object);
+
+  /** Teacher: brain-only grayscale image. Student: brain mask. */
+  enum class RoleEnum : uint8_t
+  {
+    Teacher,
+    Student
+  };
+
+  /** UNet++ configuration (Zhou et al. 2018). Level l has BaseWidth * 2^l channels. */
+  struct Architecture
+  {
+    unsigned int Depth{ 3 };
+    unsigned int BaseWidth{ 8 };
+    /** "batch", "instance" or "none". */
+    std::string Normalization{ "batch" };
+    double      Dropout{ 0.0 };
+    /** Heads on every top-row node; their average is the output. */
+    bool DeepSupervision{ false };
+  };
+
+  using Contract = KDBrainExtractionPreprocessing::Contract;
+  using ProgressCallback = std::function<bool(double)>;
+
+  static constexpr unsigned int FormatVersion = 1;
+
+  /** Read a model file; throws an ExceptionObject naming the file and the problem. */
+  void
+  Load(const std::string & fileName);
+
+  /** Write a model file (through a temporary name, renamed on success). */
+  void
+  Save(const std::string & fileName) const;
+
+  /** A new network with random weights (for training, or tests). */
+  void
+  Initialize(RoleEnum role, const Architecture & architecture, const Contract & contract, unsigned int seed);
+
+  RoleEnum
+  GetRole() const;
+  static std::string
+  RoleToString(RoleEnum role);
+  const Architecture &
+  GetArchitecture() const;
+  const Contract &
+  GetContract() const;
+  std::string
+  GetFileName() const;
+
+  /** Free-form provenance (training data, command, steps, ...), saved with the model. */
+  void
+  SetMetadata(const std::string & key, const std::string & value);
+  std::string
+  GetMetadata(const std::string & key) const;
+  const std::map<std::string, std::string> &
+  GetAllMetadata() const;
+
+  /** FNV-1a 64 checksum of header and weights, as 16 hexadecimal digits. */
+  std::string
+  GetChecksum() const;
+  std::size_t
+  GetNumberOfParameters() const;
+
+  /** "cpu", "cuda", "cuda:N", or "" / "auto" for CUDA when present, else CPU.
+   * Throws if CUDA is requested and not available. */
+  void
+  SetDevice(const std::string & device);
+  std::string
+  GetDevice() const;
+  static bool
+  IsCudaAvailable();
+
+  /** Threads of LibTorch's intra-op pool (process-wide); 0 leaves it as it is. */
+  static void
+  SetNumberOfThreads(unsigned int threads);
+  static unsigned int
+  GetNumberOfThreads();
+
+  /** Run the network on a normalised working volume of \a size (x, y, z; x
+   * fastest in memory) and write its output, of the same size, to \a output:
+   * the brain probability for a student, the normalised brain-only image for
+   * a teacher. \a progress is called between network stages with the
+   * fraction done; returning false aborts with ProcessAborted. */
+  void
+  Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
+          const ProgressCallback & progress = nullptr) const;
+
+  /** The whole inference path on an image: verify it, map it to the working
+   * grid, run the network, and resample the output linearly back onto the
+   * grid of \a image. \a window receives the intensity map used. \a progress
+   * is called with the fraction done and may abort, as for Predict(). */
+  KDBrainExtractionPreprocessing::ImageType::Pointer
+  ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
+               KDBrainExtractionPreprocessing::IntensityWindow & window,
+               const ProgressCallback &                          progress = nullptr) const;
+
+  /** The model shipped as default for \a role: $KDBET_MODEL_DIR, the install
+   * tree, then the build and source trees. Empty if none is found. */
+  static std::string
+  FindDefaultModelFile(RoleEnum role);
+
+  /** Private implementation, defined where LibTorch is available. */
+  struct Implementation;
+  Implementation &
+  GetImplementation() const;
+
+protected:
+  KDBrainExtractionTorchModel();
+  ~KDBrainExtractionTorchModel() override;
+  void
+  PrintSelf(std::ostream & os, Indent indent) const override;
+
+private:
+  std::unique_ptr<Implementation> m_Implementation;
+};
+} // end namespace itk
+
+#endif // itkKDBrainExtractionTorchModel_h

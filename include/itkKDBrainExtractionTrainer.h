@@ -1,0 +1,105 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDBrainExtractionTrainer_h
+#define itkKDBrainExtractionTrainer_h
+
+#include "KDBrainExtractionExport.h"
+#include "itkKDBrainExtractionTorchModel.h"
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace itk
+{
+/** \class KDBrainExtractionTrainer
+ * \brief Trains a teacher (brain-only image) or a student (brain mask, with
+ * knowledge distillation from a teacher) on a manifest of head volumes.
+ *
+ * Volumes go through KDBrainExtractionPreprocessing, the same mapping that
+ * the filters apply at inference. The data order and augmentation of step k
+ * are functions of the seed and k alone, so a run resumed from a checkpoint
+ * sees exactly the batches an uninterrupted run would have seen.
+ *
+ * Student loss: (1 - a) L_seg + a L_distill, with L_seg the hybrid loss
+ * (MSE + (1 - SSIM) + (1 - Dice)) against the reference mask, and L_distill
+ * the MSE between the student's probability and the teacher's output
+ * ("image", as in the paper) or the teacher's soft brain mask ("soft-mask":
+ * teacher output divided by the input intensity, clipped to [0, 1]).
+ * a = 0 trains the plain UNet++ baseline.
+ *
+ * \ingroup KDBrainExtraction
+ */
+class KDBrainExtraction_EXPORT KDBrainExtractionTrainer
+{
+public:
+  struct Case
+  {
+    std::string Subject;
+    std::string Image;
+    std::string Mask;
+    std::string Labels;
+    std::string Modality;
+  };
+
+  struct Options
+  {
+    KDBrainExtractionTorchModel::RoleEnum     Role{ KDBrainExtractionTorchModel::RoleEnum::Student };
+    KDBrainExtractionTorchModel::Architecture NetworkArchitecture;
+    KDBrainExtractionTorchModel::Contract     PreprocessingContract;
+    std::string                               TeacherModelFile;
+    double                                    DistillationWeight{ 0.3 };
+    /** "image" (the paper's) or "soft-mask". */
+    std::string  DistillationMode{ "image" };
+    unsigned int NumberOfSteps{ 1000 };
+    unsigned int BatchSize{ 4 };
+    /** Cubic training patches of this many working voxels; 0 = whole volumes. */
+    unsigned int PatchSize{ 64 };
+    double       LearningRate{ 1e-3 };
+    double       WeightDecay{ 1e-5 };
+    bool         Augment{ true };
+    unsigned int Seed{ 1 };
+    std::string  Device{ "auto" };
+    unsigned int NumberOfThreads{ 0 };
+    /** Checkpoint file: written every CheckpointInterval steps and resumed from if present. */
+    std::string  CheckpointFile;
+    unsigned int CheckpointInterval{ 100 };
+    /** JSON lines, one per epoch (one pass over the training cases). */
+    std::string LogFile;
+    /** Cases whose Dice (student) or MAE (teacher) is reported at each epoch end. */
+    std::vector<Case> ValidationCases;
+    /** Stop after this many seconds (checkpointing first); 0 = no limit. */
+    double TimeLimitSeconds{ 0.0 };
+  };
+
+  /** Rows of a CSV with a header naming the columns. The image column is
+   * "image" or "t1", the mask column "mask" or "brainmask", optional "labels"
+   * or "dlmuse", "modality" and "subject". Relative paths are taken relative
+   * to the manifest's folder. The shared IXI cases.csv reads as it is. */
+  static std::vector<Case>
+  ReadManifest(const std::string & fileName);
+
+  /** Train on \a cases; progress lines go to \a log. Returns the trained
+   * model, or nullptr if the time limit stopped training early (the
+   * checkpoint holds the state). */
+  static KDBrainExtractionTorchModel::Pointer
+  Train(const std::vector<Case> & cases, const Options & options, std::ostream & log);
+};
+} // end namespace itk
+
+#endif // itkKDBrainExtractionTrainer_h

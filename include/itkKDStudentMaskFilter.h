@@ -1,0 +1,111 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDStudentMaskFilter_h
+#define itkKDStudentMaskFilter_h
+
+#include "itkKDBrainExtractionImageFilterBase.h"
+
+namespace itk
+{
+/** \class KDStudentMaskFilter
+ * \brief Brain mask of a 3D head MRI (T1w, T2w, PDw) by the distilled student UNet++.
+ *
+ * The input, of any scalar pixel type, orientation and spacing, is mapped to
+ * the model's working grid in physical space and normalised
+ * (KDBrainExtractionPreprocessing); the network's brain probability is
+ * resampled linearly back onto the input grid and only then thresholded, so
+ * that the mask boundary is not that of the working grid. The largest
+ * connected component is kept and its holes are filled.
+ *
+ * Outputs, all on the input's grid (origin, spacing and direction preserved):
+ * - 0: the binary brain mask (0/1), GetMaskOutput();
+ * - 1: the brain probability map (float), GetProbabilityOutput();
+ * - 2: the input with everything outside the mask set to 0, GetMaskedOutput().
+ *
+ * LibTorch runs on CUDA when present (see SetDevice), else on the CPU.
+ *
+ * \ingroup KDBrainExtraction
+ */
+template <typename TInputImage, typename TMaskImage = Image<unsigned char, TInputImage::ImageDimension>>
+class ITK_TEMPLATE_EXPORT KDStudentMaskFilter : public KDBrainExtractionImageFilterBase<TInputImage, TMaskImage>
+{
+public:
+  ITK_DISALLOW_COPY_AND_MOVE(KDStudentMaskFilter);
+
+  using Self = KDStudentMaskFilter;
+  using Superclass = KDBrainExtractionImageFilterBase<TInputImage, TMaskImage>;
+  using Pointer = SmartPointer<Self>;
+  using ConstPointer = SmartPointer<const Self>;
+
+  itkNewMacro(Self);
+  itkTypeMacro(KDStudentMaskFilter, KDBrainExtractionImageFilterBase);
+
+  using InputImageType = TInputImage;
+  using MaskImageType = TMaskImage;
+  using ProbabilityImageType = typename Superclass::FloatImageType;
+  using typename Superclass::FloatImageType;
+  using typename Superclass::IntensityWindow;
+
+  /** Probability at or above which a voxel is brain. */
+  itkSetClampMacro(Threshold, double, 0.0, 1.0);
+  itkGetConstMacro(Threshold, double);
+
+  /** Keep only the largest connected component (on by default). */
+  itkSetMacro(KeepLargestComponent, bool);
+  itkGetConstMacro(KeepLargestComponent, bool);
+  itkBooleanMacro(KeepLargestComponent);
+
+  /** Fill holes of the mask (on by default). */
+  itkSetMacro(FillHoles, bool);
+  itkGetConstMacro(FillHoles, bool);
+  itkBooleanMacro(FillHoles);
+
+  MaskImageType *
+  GetMaskOutput();
+  ProbabilityImageType *
+  GetProbabilityOutput();
+  InputImageType *
+  GetMaskedOutput();
+
+protected:
+  KDStudentMaskFilter();
+  ~KDStudentMaskFilter() override = default;
+
+  void
+  PrintSelf(std::ostream & os, Indent indent) const override;
+
+  using DataObjectPointerArraySizeType = ProcessObject::DataObjectPointerArraySizeType;
+  using Superclass::MakeOutput;
+  DataObject::Pointer
+  MakeOutput(DataObjectPointerArraySizeType index) override;
+
+  void
+  GenerateData() override;
+
+private:
+  double m_Threshold{ 0.5 };
+  bool   m_KeepLargestComponent{ true };
+  bool   m_FillHoles{ true };
+};
+} // end namespace itk
+
+#ifndef ITK_MANUAL_INSTANTIATION
+#  include "itkKDStudentMaskFilter.hxx"
+#endif
+
+#endif // itkKDStudentMaskFilter_h

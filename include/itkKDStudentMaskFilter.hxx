@@ -1,0 +1,126 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDStudentMaskFilter_hxx
+#define itkKDStudentMaskFilter_hxx
+
+#include "itkKDStudentMaskFilter.h"
+
+#include <algorithm>
+
+namespace itk
+{
+template <typename TInputImage, typename TMaskImage>
+KDStudentMaskFilter<TInputImage, TMaskImage>::KDStudentMaskFilter()
+  : Superclass(Superclass::RoleEnum::Student)
+{
+  this->SetNumberOfRequiredOutputs(3);
+  this->SetNthOutput(1, this->MakeOutput(1));
+  this->SetNthOutput(2, this->MakeOutput(2));
+}
+
+template <typename TInputImage, typename TMaskImage>
+DataObject::Pointer
+KDStudentMaskFilter<TInputImage, TMaskImage>::MakeOutput(DataObjectPointerArraySizeType index)
+{
+  switch (index)
+  {
+    case 1:
+      return ProbabilityImageType::New().GetPointer();
+    case 2:
+      return InputImageType::New().GetPointer();
+    default:
+      return MaskImageType::New().GetPointer();
+  }
+}
+
+template <typename TInputImage, typename TMaskImage>
+auto
+KDStudentMaskFilter<TInputImage, TMaskImage>::GetMaskOutput() -> MaskImageType *
+{
+  return dynamic_cast<MaskImageType *>(this->ProcessObject::GetOutput(0));
+}
+
+template <typename TInputImage, typename TMaskImage>
+auto
+KDStudentMaskFilter<TInputImage, TMaskImage>::GetProbabilityOutput() -> ProbabilityImageType *
+{
+  return dynamic_cast<ProbabilityImageType *>(this->ProcessObject::GetOutput(1));
+}
+
+template <typename TInputImage, typename TMaskImage>
+auto
+KDStudentMaskFilter<TInputImage, TMaskImage>::GetMaskedOutput() -> InputImageType *
+{
+  return dynamic_cast<InputImageType *>(this->ProcessObject::GetOutput(2));
+}
+
+template <typename TInputImage, typename TMaskImage>
+void
+KDStudentMaskFilter<TInputImage, TMaskImage>::GenerateData()
+{
+  // The network, resampling included, is most of the work.
+  constexpr double networkShare = 0.9;
+  this->UpdateProgress(0.0f);
+  IntensityWindow                        window;
+  const typename FloatImageType::Pointer probability = this->RunNetwork(window, networkShare);
+  this->CheckAbort();
+
+  const auto brain =
+    KDBrainExtractionPreprocessing::MakeBrainMask(probability, m_Threshold, m_KeepLargestComponent, m_FillHoles);
+  this->CheckAbort();
+
+  const InputImageType * input = this->GetInput();
+  const auto             region = input->GetLargestPossibleRegion();
+  MaskImageType *        mask = this->GetMaskOutput();
+  ProbabilityImageType * probabilityOutput = this->GetProbabilityOutput();
+  InputImageType *       masked = this->GetMaskedOutput();
+  for (ImageBase<3> * output : std::initializer_list<ImageBase<3> *>{ mask, probabilityOutput, masked })
+  {
+    output->CopyInformation(input);
+    output->SetRegions(region);
+    output->Allocate();
+  }
+
+  // All buffers cover the same largest possible region, in the same order.
+  const std::size_t     numberOfVoxels = region.GetNumberOfPixels();
+  const unsigned char * brainVoxels = brain->GetBufferPointer();
+  const auto *          inputVoxels = input->GetBufferPointer();
+  std::copy_n(probability->GetBufferPointer(), numberOfVoxels, probabilityOutput->GetBufferPointer());
+  auto * maskVoxels = mask->GetBufferPointer();
+  auto * maskedVoxels = masked->GetBufferPointer();
+  for (std::size_t i = 0; i < numberOfVoxels; ++i)
+  {
+    const bool inside = brainVoxels[i] != 0;
+    maskVoxels[i] = static_cast<typename MaskImageType::PixelType>(inside ? 1 : 0);
+    maskedVoxels[i] = inside ? inputVoxels[i] : NumericTraits<typename InputImageType::PixelType>::ZeroValue();
+  }
+  this->UpdateProgress(1.0f);
+}
+
+template <typename TInputImage, typename TMaskImage>
+void
+KDStudentMaskFilter<TInputImage, TMaskImage>::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  os << indent << "Threshold: " << m_Threshold << std::endl;
+  os << indent << "KeepLargestComponent: " << (m_KeepLargestComponent ? "On" : "Off") << std::endl;
+  os << indent << "FillHoles: " << (m_FillHoles ? "On" : "Off") << std::endl;
+}
+} // end namespace itk
+
+#endif // itkKDStudentMaskFilter_hxx

@@ -1,0 +1,695 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#include "itkKDBrainExtractionTorchModelImplementation.h"
+
+#include "itkKDBrainExtractionTensorBridge.h"
+
+#include "itksys/SystemTools.hxx"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <unistd.h>
+
+#ifndef KDBrainExtraction_INSTALL_MODEL_DIR
+#  define KDBrainExtraction_INSTALL_MODEL_DIR ""
+#endif
+#ifndef KDBrainExtraction_SOURCE_MODEL_DIR
+#  define KDBrainExtraction_SOURCE_MODEL_DIR ""
+#endif
+
+namespace itk
+{
+namespace
+{
+constexpr char ModelMagic[8] = { 'K', 'D', 'B', 'E', 'T', 'M', 'D', 'L' };
+// Far above any real model: a corrupt length field must not allocate gigabytes.
+constexpr uint64_t MaximumSectionLength = uint64_t{ 1 } << 31;
+
+uint64_t
+Fnv1a64(const std::string & first, const std::string & second)
+{
+  uint64_t hash = 14695981039346656037ull;
+  for (const std::string * text : { &first, &second })
+  {
+    for (const char c : *text)
+    {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ull;
+    }
+  }
+  return hash;
+}
+
+std::string
+ToHex(uint64_t value)
+{
+  std::ostringstream text;
+  text << std::hex << std::setw(16) << std::setfill('0') << value;
+  return text.str();
+}
+
+template <typename T>
+void
+WriteBinary(std::ostream & stream, T value)
+{
+  // Little-endian on every platform LibTorch supports.
+  stream.write(reinterpret_cast<const char *>(&value), sizeof(T));
+}
+
+template <typename T>
+bool
+ReadBinary(const std::string & bytes, std::size_t & position, T & value)
+{
+  if (position + sizeof(T) > bytes.size())
+  {
+    return false;
+  }
+  std::memcpy(&value, bytes.data() + position, sizeof(T));
+  position += sizeof(T);
+  return true;
+}
+
+std::string
+FormatDouble(double value)
+{
+  std::ostringstream text;
+  text << std::setprecision(17) << value;
+  return text.str();
+}
+
+std::string
+SerializeHeader(const KDBrainExtractionTorchModel::Implementation & model)
+{
+  const auto &       a = model.NetworkArchitecture;
+  const auto &       c = model.PreprocessingContract;
+  std::ostringstream header;
+  header << "role=" << KDBrainExtractionTorchModel::RoleToString(model.Role) << "\n"
+         << "architecture=UNet++3D\n"
+         << "architecture.depth=" << a.Depth << "\n"
+         << "architecture.base_width=" << a.BaseWidth << "\n"
+         << "architecture.normalization=" << a.Normalization << "\n"
+         << "architecture.dropout=" << FormatDouble(a.Dropout) << "\n"
+         << "architecture.deep_supervision=" << (a.DeepSupervision ? 1 : 0) << "\n"
+         << "preprocessing.working_spacing_mm=" << FormatDouble(c.WorkingSpacing[0]) << " "
+         << FormatDouble(c.WorkingSpacing[1]) << " " << FormatDouble(c.WorkingSpacing[2]) << "\n"
+         << "preprocessing.orientation=LPS axis-aligned grid over the input's physical extent\n"
+         << "preprocessing.size_multiple=" << c.SizeMultiple << "\n"
+         << "preprocessing.intensity=percentile window to [0,1]\n"
+         << "preprocessing.lower_percentile=" << FormatDouble(c.LowerPercentile) << "\n"
+         << "preprocessing.upper_percentile=" << FormatDouble(c.UpperPercentile) << "\n"
+         << "preprocessing.maximum_voxels=" << c.MaximumNumberOfVoxels << "\n";
+  for (const auto & entry : model.Metadata)
+  {
+    header << "info." << entry.first << "=" << entry.second << "\n";
+  }
+  return header.str();
+}
+
+std::map<std::string, std::string>
+ParseHeader(const std::string & header, const std::string & fileName)
+{
+  std::map<std::string, std::string> entries;
+  std::istringstream                 lines(header);
+  std::string                        line;
+  while (std::getline(lines, line))
+  {
+    const auto equals = line.find('=');
+    if (equals == std::string::npos || equals == 0)
+    {
+      itkGenericExceptionMacro(<< fileName << ": malformed model header line '" << line << "'");
+    }
+    entries[line.substr(0, equals)] = line.substr(equals + 1);
+  }
+  return entries;
+}
+
+std::string
+RequireEntry(const std::map<std::string, std::string> & entries, const std::string & key, const std::string & fileName)
+{
+  const auto found = entries.find(key);
+  if (found == entries.end())
+  {
+    itkGenericExceptionMacro(<< fileName << ": the model header has no '" << key << "' entry");
+  }
+  return found->second;
+}
+
+template <typename T>
+T
+ParseNumber(const std::string & text, const std::string & key, const std::string & fileName)
+{
+  std::istringstream stream(text);
+  T                  value{};
+  stream >> value;
+  if (stream.fail())
+  {
+    itkGenericExceptionMacro(<< fileName << ": the model header entry '" << key << "' is not a number: '" << text
+                             << "'");
+  }
+  return value;
+}
+
+std::string
+SerializeWeights(UNetPlusPlus & network)
+{
+  torch::serialize::OutputArchive archive;
+  network->save(archive);
+  std::ostringstream stream(std::ios::binary);
+  archive.save_to(stream);
+  return stream.str();
+}
+} // namespace
+
+UNetPlusPlusOptions
+KDBrainExtractionTorchModel::Implementation::MakeNetworkOptions() const
+{
+  UNetPlusPlusOptions options;
+  options.Depth = static_cast<int>(NetworkArchitecture.Depth);
+  options.BaseWidth = static_cast<int>(NetworkArchitecture.BaseWidth);
+  options.Normalization = NetworkArchitecture.Normalization;
+  options.Dropout = NetworkArchitecture.Dropout;
+  options.DeepSupervision = NetworkArchitecture.DeepSupervision;
+  return options;
+}
+
+torch::Device
+KDBrainExtractionParseDevice(const std::string & device)
+{
+  if (device.empty() || device == "auto")
+  {
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  }
+  if (device == "cpu")
+  {
+    return torch::Device(torch::kCPU);
+  }
+  if (device.rfind("cuda", 0) == 0)
+  {
+    int index = 0;
+    if (device.size() > 4)
+    {
+      char * end = nullptr;
+      index = device[4] == ':' ? static_cast<int>(std::strtol(device.c_str() + 5, &end, 10)) : -1;
+      if (device[4] != ':' || end == device.c_str() + 5 || *end != '\0' || index < 0)
+      {
+        itkGenericExceptionMacro(<< "invalid device '" << device << "' (use cpu, cuda, cuda:N or auto)");
+      }
+    }
+    if (!torch::cuda::is_available())
+    {
+      itkGenericExceptionMacro(<< "device '" << device
+                               << "' was requested, but CUDA is not available (this LibTorch has no CUDA "
+                                  "support or no CUDA device is present); use --device cpu");
+    }
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (index >= count)
+    {
+      itkGenericExceptionMacro(<< "device '" << device << "' was requested, but only " << count
+                               << " CUDA device(s) are present");
+    }
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  itkGenericExceptionMacro(<< "invalid device '" << device << "' (use cpu, cuda, cuda:N or auto)");
+}
+
+KDBrainExtractionTorchModel::KDBrainExtractionTorchModel()
+  : m_Implementation(std::make_unique<Implementation>())
+{}
+
+KDBrainExtractionTorchModel::~KDBrainExtractionTorchModel() = default;
+
+KDBrainExtractionTorchModel::Implementation &
+KDBrainExtractionTorchModel::GetImplementation() const
+{
+  return *m_Implementation;
+}
+
+void
+KDBrainExtractionTorchModel::Initialize(RoleEnum role, const Architecture & architecture, const Contract & contract,
+                                        unsigned int seed)
+{
+  auto & model = *m_Implementation;
+  model.Role = role;
+  model.NetworkArchitecture = architecture;
+  model.PreprocessingContract = contract;
+  model.PreprocessingContract.SizeMultiple = std::max(contract.SizeMultiple, 1u << architecture.Depth);
+  torch::manual_seed(seed);
+  try
+  {
+    model.Network = UNetPlusPlus(model.MakeNetworkOptions());
+  }
+  catch (const std::exception & error)
+  {
+    itkExceptionMacro(<< "cannot build the network: " << error.what());
+  }
+  model.Network->to(model.Device);
+  model.FileName.clear();
+  model.Checksum.clear();
+  this->Modified();
+}
+
+void
+KDBrainExtractionTorchModel::Load(const std::string & fileName)
+{
+  std::ifstream file(fileName, std::ios::binary);
+  if (!file)
+  {
+    itkExceptionMacro(<< fileName << ": cannot open the model file (" << std::strerror(errno) << ")");
+  }
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() < sizeof(ModelMagic) || std::memcmp(bytes.data(), ModelMagic, sizeof(ModelMagic)) != 0)
+  {
+    itkExceptionMacro(<< fileName << ": not a KDBrainExtraction model file (wrong magic number)");
+  }
+  std::size_t position = sizeof(ModelMagic);
+  uint32_t    version = 0;
+  uint64_t    headerLength = 0;
+  if (!ReadBinary(bytes, position, version) || !ReadBinary(bytes, position, headerLength))
+  {
+    itkExceptionMacro(<< fileName << ": the model file is truncated");
+  }
+  if (version == 0 || version > FormatVersion)
+  {
+    itkExceptionMacro(<< fileName << ": model format version " << version << " is not supported (this build reads "
+                      << FormatVersion << ")");
+  }
+  if (headerLength > MaximumSectionLength || position + headerLength > bytes.size())
+  {
+    itkExceptionMacro(<< fileName << ": the model file is truncated");
+  }
+  const std::string header = bytes.substr(position, headerLength);
+  position += headerLength;
+  uint64_t payloadLength = 0;
+  if (!ReadBinary(bytes, position, payloadLength) || payloadLength > MaximumSectionLength ||
+      position + payloadLength + sizeof(uint64_t) > bytes.size())
+  {
+    itkExceptionMacro(<< fileName << ": the model file is truncated");
+  }
+  const std::string payload = bytes.substr(position, payloadLength);
+  position += payloadLength;
+  uint64_t storedChecksum = 0;
+  ReadBinary(bytes, position, storedChecksum);
+  if (position != bytes.size())
+  {
+    itkExceptionMacro(<< fileName << ": the model file has " << bytes.size() - position
+                      << " unexpected trailing bytes");
+  }
+  if (Fnv1a64(header, payload) != storedChecksum)
+  {
+    itkExceptionMacro(<< fileName << ": checksum mismatch, the model file is corrupted");
+  }
+
+  const auto        entries = ParseHeader(header, fileName);
+  auto              loaded = std::make_unique<Implementation>();
+  const std::string role = RequireEntry(entries, "role", fileName);
+  if (role == "teacher")
+  {
+    loaded->Role = RoleEnum::Teacher;
+  }
+  else if (role == "student")
+  {
+    loaded->Role = RoleEnum::Student;
+  }
+  else
+  {
+    itkExceptionMacro(<< fileName << ": unknown model role '" << role << "'");
+  }
+  auto & a = loaded->NetworkArchitecture;
+  a.Depth = ParseNumber<unsigned int>(RequireEntry(entries, "architecture.depth", fileName), "depth", fileName);
+  a.BaseWidth =
+    ParseNumber<unsigned int>(RequireEntry(entries, "architecture.base_width", fileName), "base_width", fileName);
+  a.Normalization = RequireEntry(entries, "architecture.normalization", fileName);
+  a.Dropout = ParseNumber<double>(RequireEntry(entries, "architecture.dropout", fileName), "dropout", fileName);
+  a.DeepSupervision = RequireEntry(entries, "architecture.deep_supervision", fileName) == "1";
+  auto &             c = loaded->PreprocessingContract;
+  std::istringstream spacing(RequireEntry(entries, "preprocessing.working_spacing_mm", fileName));
+  spacing >> c.WorkingSpacing[0] >> c.WorkingSpacing[1] >> c.WorkingSpacing[2];
+  if (spacing.fail() || !(c.WorkingSpacing[0] > 0 && c.WorkingSpacing[1] > 0 && c.WorkingSpacing[2] > 0))
+  {
+    itkExceptionMacro(<< fileName << ": invalid working spacing in the model header");
+  }
+  c.SizeMultiple = ParseNumber<unsigned int>(
+    RequireEntry(entries, "preprocessing.size_multiple", fileName), "size_multiple", fileName);
+  c.LowerPercentile = ParseNumber<double>(
+    RequireEntry(entries, "preprocessing.lower_percentile", fileName), "lower_percentile", fileName);
+  c.UpperPercentile = ParseNumber<double>(
+    RequireEntry(entries, "preprocessing.upper_percentile", fileName), "upper_percentile", fileName);
+  c.MaximumNumberOfVoxels = ParseNumber<std::size_t>(
+    RequireEntry(entries, "preprocessing.maximum_voxels", fileName), "maximum_voxels", fileName);
+  for (const auto & entry : entries)
+  {
+    if (entry.first.rfind("info.", 0) == 0)
+    {
+      loaded->Metadata[entry.first.substr(5)] = entry.second;
+    }
+  }
+
+  try
+  {
+    loaded->Network = UNetPlusPlus(loaded->MakeNetworkOptions());
+    // Module::load() replaces tensors whatever their shape: record the shapes
+    // the header's architecture needs and check them after loading.
+    std::map<std::string, std::vector<int64_t>> expectedShapes;
+    for (const auto & tensor : loaded->Network->named_parameters())
+    {
+      expectedShapes[tensor.key()] = tensor.value().sizes().vec();
+    }
+    for (const auto & tensor : loaded->Network->named_buffers())
+    {
+      expectedShapes[tensor.key()] = tensor.value().sizes().vec();
+    }
+    torch::serialize::InputArchive archive;
+    std::istringstream             stream(payload, std::ios::binary);
+    archive.load_from(stream);
+    loaded->Network->load(archive);
+    auto checkShape = [&expectedShapes](const std::string & name, const torch::Tensor & tensor) {
+      if (tensor.sizes().vec() != expectedShapes[name])
+      {
+        throw std::runtime_error("'" + name + "' has shape " + c10::str(tensor.sizes()) + ", the architecture needs " +
+                                 c10::str(c10::IntArrayRef(expectedShapes[name])));
+      }
+    };
+    for (const auto & tensor : loaded->Network->named_parameters())
+    {
+      checkShape(tensor.key(), tensor.value());
+    }
+    for (const auto & tensor : loaded->Network->named_buffers())
+    {
+      checkShape(tensor.key(), tensor.value());
+    }
+  }
+  catch (const std::exception & error)
+  {
+    std::string message = error.what();
+    message = message.substr(0, message.find('\n'));
+    itkExceptionMacro(<< fileName << ": the weights do not match the architecture in the header (" << message << ")");
+  }
+  loaded->Device = m_Implementation->Device;
+  loaded->Network->to(loaded->Device);
+  loaded->Network->eval();
+  loaded->FileName = fileName;
+  loaded->Checksum = ToHex(storedChecksum);
+  m_Implementation = std::move(loaded);
+  this->Modified();
+}
+
+void
+KDBrainExtractionTorchModel::Save(const std::string & fileName) const
+{
+  auto & model = *m_Implementation;
+  if (!model.Network)
+  {
+    itkExceptionMacro(<< "cannot save " << fileName << ": no network (Load or Initialize first)");
+  }
+  const std::string header = SerializeHeader(model);
+  std::string       payload;
+  {
+    const std::lock_guard<std::mutex> lock(model.PredictMutex);
+    // Weights are always stored from the CPU, so that files do not depend on
+    // the device that trained them.
+    model.Network->to(torch::kCPU);
+    payload = SerializeWeights(model.Network);
+    model.Network->to(model.Device);
+  }
+  const uint64_t    checksum = Fnv1a64(header, payload);
+  const std::string temporary = fileName + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+    if (!file)
+    {
+      itkExceptionMacro(<< fileName << ": cannot write the model file (" << std::strerror(errno) << ")");
+    }
+    file.write(ModelMagic, sizeof(ModelMagic));
+    WriteBinary<uint32_t>(file, FormatVersion);
+    WriteBinary<uint64_t>(file, header.size());
+    file << header;
+    WriteBinary<uint64_t>(file, payload.size());
+    file << payload;
+    WriteBinary<uint64_t>(file, checksum);
+    file.close();
+    if (!file)
+    {
+      std::remove(temporary.c_str());
+      itkExceptionMacro(<< fileName << ": writing the model file failed");
+    }
+  }
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    std::remove(temporary.c_str());
+    itkExceptionMacro(<< fileName << ": cannot rename the written model into place (" << std::strerror(errno) << ")");
+  }
+  model.FileName = fileName;
+  model.Checksum = ToHex(checksum);
+}
+
+KDBrainExtractionTorchModel::RoleEnum
+KDBrainExtractionTorchModel::GetRole() const
+{
+  return m_Implementation->Role;
+}
+
+std::string
+KDBrainExtractionTorchModel::RoleToString(RoleEnum role)
+{
+  return role == RoleEnum::Teacher ? "teacher" : "student";
+}
+
+const KDBrainExtractionTorchModel::Architecture &
+KDBrainExtractionTorchModel::GetArchitecture() const
+{
+  return m_Implementation->NetworkArchitecture;
+}
+
+const KDBrainExtractionTorchModel::Contract &
+KDBrainExtractionTorchModel::GetContract() const
+{
+  return m_Implementation->PreprocessingContract;
+}
+
+std::string
+KDBrainExtractionTorchModel::GetFileName() const
+{
+  return m_Implementation->FileName;
+}
+
+void
+KDBrainExtractionTorchModel::SetMetadata(const std::string & key, const std::string & value)
+{
+  if (key.empty() || key.find_first_of("=\n") != std::string::npos || value.find('\n') != std::string::npos)
+  {
+    itkExceptionMacro(<< "invalid model metadata entry '" << key << "': keys need no '=' and no line breaks");
+  }
+  m_Implementation->Metadata[key] = value;
+  this->Modified();
+}
+
+std::string
+KDBrainExtractionTorchModel::GetMetadata(const std::string & key) const
+{
+  const auto found = m_Implementation->Metadata.find(key);
+  return found == m_Implementation->Metadata.end() ? std::string() : found->second;
+}
+
+const std::map<std::string, std::string> &
+KDBrainExtractionTorchModel::GetAllMetadata() const
+{
+  return m_Implementation->Metadata;
+}
+
+std::string
+KDBrainExtractionTorchModel::GetChecksum() const
+{
+  return m_Implementation->Checksum;
+}
+
+std::size_t
+KDBrainExtractionTorchModel::GetNumberOfParameters() const
+{
+  std::size_t count = 0;
+  if (m_Implementation->Network)
+  {
+    for (const auto & parameter : m_Implementation->Network->parameters())
+    {
+      count += static_cast<std::size_t>(parameter.numel());
+    }
+  }
+  return count;
+}
+
+void
+KDBrainExtractionTorchModel::SetDevice(const std::string & device)
+{
+  auto &              model = *m_Implementation;
+  const torch::Device parsed = KDBrainExtractionParseDevice(device);
+  if (parsed != model.Device)
+  {
+    model.Device = parsed;
+    if (model.Network)
+    {
+      model.Network->to(model.Device);
+    }
+    this->Modified();
+  }
+}
+
+std::string
+KDBrainExtractionTorchModel::GetDevice() const
+{
+  return m_Implementation->Device.str();
+}
+
+bool
+KDBrainExtractionTorchModel::IsCudaAvailable()
+{
+  return torch::cuda::is_available();
+}
+
+void
+KDBrainExtractionTorchModel::SetNumberOfThreads(unsigned int threads)
+{
+  if (threads > 0 && static_cast<int>(threads) != at::get_num_threads())
+  {
+    at::set_num_threads(static_cast<int>(threads));
+  }
+}
+
+unsigned int
+KDBrainExtractionTorchModel::GetNumberOfThreads()
+{
+  return static_cast<unsigned int>(at::get_num_threads());
+}
+
+void
+KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
+                                     const ProgressCallback & progress) const
+{
+  auto & model = *m_Implementation;
+  if (!model.Network)
+  {
+    itkExceptionMacro(<< "no network: load a model file first");
+  }
+  const std::lock_guard<std::mutex> lock(model.PredictMutex);
+  c10::InferenceMode                inferenceMode;
+  model.Network->eval();
+
+  torch::Tensor        volume = KDBrainExtractionBufferToTensor(input, size);
+  const auto           shape = volume.sizes().vec();
+  const int64_t        multiple = 1 << model.NetworkArchitecture.Depth;
+  std::vector<int64_t> padding;
+  for (int axis = 4; axis >= 2; --axis)
+  {
+    padding.push_back(0);
+    padding.push_back((multiple - shape[axis] % multiple) % multiple);
+  }
+  volume = torch::constant_pad_nd(volume, padding, 0.0).to(model.Device);
+
+  torch::Tensor result = model.Network->forward(volume, progress);
+  if (!result.defined())
+  {
+    throw ProcessAborted(__FILE__, __LINE__);
+  }
+  // Both roles end in a sigmoid: the student's brain probability, the
+  // teacher's normalised intensity in [0, 1].
+  result = torch::sigmoid(result);
+  result = result.slice(2, 0, shape[2]).slice(3, 0, shape[3]).slice(4, 0, shape[4]);
+  KDBrainExtractionTensorToBuffer(result, output);
+}
+
+KDBrainExtractionPreprocessing::ImageType::Pointer
+KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
+                                          KDBrainExtractionPreprocessing::IntensityWindow & window,
+                                          const ProgressCallback &                          progress) const
+{
+  using ImageType = KDBrainExtractionPreprocessing::ImageType;
+  // Shares of the work, measured on a 2 mm head: the network dominates.
+  constexpr double preprocessingShare = 0.05;
+  constexpr double networkShare = 0.9;
+  auto             report = [&progress](double fraction) { return !progress || progress(fraction); };
+
+  KDBrainExtractionPreprocessing::VerifyImage(image, "input image");
+  const ImageType::Pointer working = KDBrainExtractionPreprocessing::PrepareWorkingVolume(image, GetContract(), window);
+  if (!report(preprocessingShare))
+  {
+    throw ProcessAborted(__FILE__, __LINE__);
+  }
+  auto output = ImageType::New();
+  output->CopyInformation(working);
+  output->SetRegions(working->GetLargestPossibleRegion());
+  output->Allocate();
+  const auto size = working->GetLargestPossibleRegion().GetSize();
+  Predict(working->GetBufferPointer(),
+          { size[0], size[1], size[2] },
+          output->GetBufferPointer(),
+          [&report](double fraction) { return report(preprocessingShare + networkShare * fraction); });
+  ImageType::Pointer result = KDBrainExtractionPreprocessing::ResampleToReferenceGrid(output, image);
+  report(1.0);
+  return result;
+}
+
+std::string
+KDBrainExtractionTorchModel::FindDefaultModelFile(RoleEnum role)
+{
+  const std::string        name = "kdbet_" + RoleToString(role) + ".kdbm";
+  std::vector<std::string> directories;
+  if (const char * environment = std::getenv("KDBET_MODEL_DIR"))
+  {
+    directories.emplace_back(environment);
+  }
+  directories.emplace_back(KDBrainExtraction_INSTALL_MODEL_DIR);
+  directories.emplace_back(KDBrainExtraction_SOURCE_MODEL_DIR);
+  for (const auto & directory : directories)
+  {
+    if (!directory.empty() && itksys::SystemTools::FileExists(directory + "/" + name, true))
+    {
+      return directory + "/" + name;
+    }
+  }
+  return {};
+}
+
+void
+KDBrainExtractionTorchModel::PrintSelf(std::ostream & os, Indent indent) const
+{
+  Superclass::PrintSelf(os, indent);
+  const auto & model = *m_Implementation;
+  const auto & a = model.NetworkArchitecture;
+  const auto & c = model.PreprocessingContract;
+  os << indent << "FileName: " << model.FileName << std::endl;
+  os << indent << "Role: " << RoleToString(model.Role) << std::endl;
+  os << indent << "Architecture: UNet++3D depth " << a.Depth << ", base width " << a.BaseWidth << ", "
+     << a.Normalization << " normalization, dropout " << a.Dropout << ", deep supervision "
+     << (a.DeepSupervision ? "on" : "off") << std::endl;
+  os << indent << "NumberOfParameters: " << GetNumberOfParameters() << std::endl;
+  os << indent << "WorkingSpacing: " << c.WorkingSpacing[0] << " " << c.WorkingSpacing[1] << " " << c.WorkingSpacing[2]
+     << " mm" << std::endl;
+  os << indent << "SizeMultiple: " << c.SizeMultiple << std::endl;
+  os << indent << "IntensityPercentiles: " << c.LowerPercentile << " " << c.UpperPercentile << std::endl;
+  os << indent << "MaximumNumberOfVoxels: " << c.MaximumNumberOfVoxels << std::endl;
+  os << indent << "Device: " << model.Device.str() << std::endl;
+  os << indent << "Checksum: " << model.Checksum << std::endl;
+  for (const auto & entry : model.Metadata)
+  {
+    os << indent << "Metadata " << entry.first << ": " << entry.second << std::endl;
+  }
+}
+} // end namespace itk

@@ -1,0 +1,52 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#ifndef itkKDBrainExtractionTorchModelImplementation_h
+#define itkKDBrainExtractionTorchModelImplementation_h
+
+// Private to the module library and its trainer: includes LibTorch.
+#include "itkKDBrainExtractionTorchModel.h"
+#include "itkUNetPlusPlus.h"
+
+#include <mutex>
+
+namespace itk
+{
+struct KDBrainExtractionTorchModel::Implementation
+{
+  RoleEnum                           Role{ RoleEnum::Student };
+  Architecture                       NetworkArchitecture;
+  Contract                           PreprocessingContract;
+  std::map<std::string, std::string> Metadata;
+  UNetPlusPlus                       Network{ nullptr };
+  torch::Device                      Device{ torch::kCPU };
+  std::string                        FileName;
+  std::string                        Checksum;
+  // Predict() is const and may be called from several filters at once.
+  std::mutex PredictMutex;
+
+  UNetPlusPlusOptions
+  MakeNetworkOptions() const;
+};
+
+/** Parses a device name ("", "auto", "cpu", "cuda", "cuda:N"); throws
+ * ExceptionObject if CUDA is asked for and not usable. */
+torch::Device
+KDBrainExtractionParseDevice(const std::string & device);
+} // end namespace itk
+
+#endif // itkKDBrainExtractionTorchModelImplementation_h

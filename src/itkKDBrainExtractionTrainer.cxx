@@ -1,0 +1,695 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#include "itkKDBrainExtractionTrainer.h"
+
+#include "itkImageFileReader.h"
+#include "itkKDBrainExtractionHybridLoss.h"
+#include "itkKDBrainExtractionTensorBridge.h"
+#include "itkKDBrainExtractionTorchModelImplementation.h"
+#include "itksys/SystemTools.hxx"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <unistd.h>
+
+namespace itk
+{
+namespace
+{
+using ImageType = KDBrainExtractionPreprocessing::ImageType;
+using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
+using Clock = std::chrono::steady_clock;
+
+/** A case on its working grid: [1, z, y, x] tensors. */
+struct WorkingCase
+{
+  std::string   Subject;
+  torch::Tensor Image;
+  torch::Tensor Mask;
+};
+
+template <typename TImage>
+typename TImage::Pointer
+ReadVolume(const std::string & fileName)
+{
+  auto reader = ImageFileReader<TImage>::New();
+  reader->SetFileName(fileName);
+  try
+  {
+    reader->Update();
+  }
+  catch (const ExceptionObject & error)
+  {
+    itkGenericExceptionMacro(<< fileName << ": cannot read the image (" << error.GetDescription() << ")");
+  }
+  return reader->GetOutput();
+}
+
+/** A [1, z, y, x] copy of an image's voxels. */
+torch::Tensor
+ImageToTensor(const ImageType * image)
+{
+  const auto size = image->GetBufferedRegion().GetSize();
+  return KDBrainExtractionBufferToTensor(image->GetBufferPointer(), { size[0], size[1], size[2] })[0].clone();
+}
+
+WorkingCase
+LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract)
+{
+  const auto image = ReadVolume<ImageType>(item.Image);
+  KDBrainExtractionPreprocessing::VerifyImage(image, item.Image);
+  KDBrainExtractionPreprocessing::IntensityWindow window;
+  const auto working = KDBrainExtractionPreprocessing::PrepareWorkingVolume(image, contract, window);
+  const auto mask = ReadVolume<MaskImageType>(item.Mask);
+  const auto workingMask = KDBrainExtractionPreprocessing::ResampleMaskToGrid(mask, working);
+
+  WorkingCase result;
+  result.Subject = item.Subject;
+  result.Image = ImageToTensor(working);
+  auto castMask = ImageType::New();
+  castMask->CopyInformation(workingMask);
+  castMask->SetRegions(workingMask->GetLargestPossibleRegion());
+  castMask->Allocate();
+  std::copy_n(workingMask->GetBufferPointer(),
+              workingMask->GetBufferedRegion().GetNumberOfPixels(),
+              castMask->GetBufferPointer());
+  result.Mask = ImageToTensor(castMask);
+  return result;
+}
+
+/** Zero padding at the far end of each spatial axis up to \a minimum voxels. */
+torch::Tensor
+PadTo(const torch::Tensor & volume, const std::array<int64_t, 3> & minimum)
+{
+  std::vector<int64_t> padding;
+  for (int axis = 2; axis >= 0; --axis)
+  {
+    padding.push_back(0);
+    padding.push_back(std::max<int64_t>(0, minimum[axis] - volume.size(axis + 1)));
+  }
+  return torch::constant_pad_nd(volume, padding, 0.0);
+}
+
+/** Per-sample generator: the same (seed, sample) always gives the same numbers. */
+std::mt19937_64
+SampleGenerator(unsigned int seed, uint64_t sample, uint64_t stream)
+{
+  std::seed_seq sequence{ static_cast<uint64_t>(seed), sample, stream };
+  return std::mt19937_64(sequence);
+}
+
+double
+Uniform(std::mt19937_64 & generator, double low, double high)
+{
+  return std::uniform_real_distribution<double>(low, high)(generator);
+}
+
+/** The case seen by sample k: epochs are shuffled permutations of the cases. */
+std::size_t
+CaseOfSample(uint64_t sample, std::size_t numberOfCases, unsigned int seed)
+{
+  const uint64_t           epoch = sample / numberOfCases;
+  std::vector<std::size_t> order(numberOfCases);
+  std::iota(order.begin(), order.end(), 0);
+  auto generator = SampleGenerator(seed, epoch, 0xE90C);
+  std::shuffle(order.begin(), order.end(), generator);
+  return order[sample % numberOfCases];
+}
+
+/** A random crop of \a patch voxels per axis; mostly centred in the brain. */
+std::array<int64_t, 3>
+ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & generator)
+{
+  std::array<int64_t, 3> start{ 0, 0, 0 };
+  const auto             brain = torch::nonzero(item.Mask[0]);
+  for (int axis = 0; axis < 3; ++axis)
+  {
+    const int64_t extent = item.Image.size(axis + 1);
+    if (extent <= patch)
+    {
+      continue;
+    }
+    int64_t centre = 0;
+    if (brain.size(0) > 0 && Uniform(generator, 0, 1) < 0.8)
+    {
+      const int64_t low = brain.select(1, axis).min().item<int64_t>();
+      const int64_t high = brain.select(1, axis).max().item<int64_t>();
+      centre = std::uniform_int_distribution<int64_t>(low, high)(generator);
+    }
+    else
+    {
+      centre = std::uniform_int_distribution<int64_t>(0, extent - 1)(generator);
+    }
+    start[axis] = std::clamp<int64_t>(centre - patch / 2, 0, extent - patch);
+  }
+  return start;
+}
+
+/** Flips, a small rotation and scaling, gamma, scale, bias field and noise. */
+void
+Augment(torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
+{
+  namespace F = torch::nn::functional;
+  // Left-right flip: heads are nearly symmetric in x (LPS working grid).
+  if (Uniform(generator, 0, 1) < 0.5)
+  {
+    image = image.flip({ 4 });
+    mask = mask.flip({ 4 });
+  }
+  if (Uniform(generator, 0, 1) < 0.5)
+  {
+    // A small affine: rotations up to 10 degrees about each axis, scale 0.9-1.1.
+    const double pi = 3.14159265358979323846;
+    const double a = Uniform(generator, -10, 10) * pi / 180;
+    const double b = Uniform(generator, -10, 10) * pi / 180;
+    const double c = Uniform(generator, -10, 10) * pi / 180;
+    const double s = Uniform(generator, 0.9, 1.1);
+    const auto   rx =
+      torch::tensor({ 1.0, 0.0, 0.0, 0.0, std::cos(a), -std::sin(a), 0.0, std::sin(a), std::cos(a) }).view({ 3, 3 });
+    const auto ry =
+      torch::tensor({ std::cos(b), 0.0, std::sin(b), 0.0, 1.0, 0.0, -std::sin(b), 0.0, std::cos(b) }).view({ 3, 3 });
+    const auto rz =
+      torch::tensor({ std::cos(c), -std::sin(c), 0.0, std::sin(c), std::cos(c), 0.0, 0.0, 0.0, 1.0 }).view({ 3, 3 });
+    const auto rotation = (rx.matmul(ry).matmul(rz) / s).to(torch::kFloat32);
+    const auto theta = torch::cat({ rotation, torch::zeros({ 3, 1 }) }, 1).unsqueeze(0);
+    const auto grid = F::affine_grid(theta, image.sizes().vec(), false);
+    image = F::grid_sample(
+      image, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+    mask =
+      (F::grid_sample(
+         mask,
+         grid,
+         F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false)) >= 0.5)
+        .to(torch::kFloat32);
+  }
+  // Intensity: gamma, global scale, a smooth multiplicative bias field, noise.
+  image = image.clamp_min(0).pow(std::exp(Uniform(generator, std::log(0.7), std::log(1.5))));
+  image = image * Uniform(generator, 0.9, 1.1);
+  {
+    const auto z = torch::linspace(-1, 1, image.size(2)).view({ 1, 1, -1, 1, 1 });
+    const auto y = torch::linspace(-1, 1, image.size(3)).view({ 1, 1, 1, -1, 1 });
+    const auto x = torch::linspace(-1, 1, image.size(4)).view({ 1, 1, 1, 1, -1 });
+    const auto field = z * Uniform(generator, -0.3, 0.3) + y * Uniform(generator, -0.3, 0.3) +
+                       x * Uniform(generator, -0.3, 0.3) + z * z * Uniform(generator, -0.2, 0.2) +
+                       y * y * Uniform(generator, -0.2, 0.2) + x * x * Uniform(generator, -0.2, 0.2);
+    image = image * torch::exp(field);
+  }
+  const double noise = Uniform(generator, 0.0, 0.03);
+  if (noise > 0)
+  {
+    torch::Tensor gaussian = torch::empty_like(image);
+    // Filled from the sample's generator, not torch's, to keep resumption exact.
+    std::normal_distribution<float> normal(0.0f, static_cast<float>(noise));
+    float *                         values = gaussian.data_ptr<float>();
+    for (int64_t i = 0; i < gaussian.numel(); ++i)
+    {
+      values[i] = normal(generator);
+    }
+    image = image + gaussian;
+  }
+  image = image.clamp(0.0, 1.0);
+}
+
+struct Batch
+{
+  torch::Tensor Image;
+  torch::Tensor Mask;
+};
+
+Batch
+MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainExtractionTrainer::Options & options)
+{
+  std::vector<torch::Tensor> images;
+  std::vector<torch::Tensor> masks;
+  for (unsigned int b = 0; b < options.BatchSize; ++b)
+  {
+    const uint64_t      sample = step * options.BatchSize + b;
+    const WorkingCase & item = cases[CaseOfSample(sample, cases.size(), options.Seed)];
+    auto                generator = SampleGenerator(options.Seed, sample, 0xA06);
+    torch::Tensor       image = item.Image;
+    torch::Tensor       mask = item.Mask;
+    if (options.PatchSize > 0)
+    {
+      const int64_t patch = options.PatchSize;
+      const auto    start = ChoosePatchStart(item, patch, generator);
+      for (int axis = 0; axis < 3; ++axis)
+      {
+        image = image.narrow(axis + 1, start[axis], std::min(patch, image.size(axis + 1)));
+        mask = mask.narrow(axis + 1, start[axis], std::min(patch, mask.size(axis + 1)));
+      }
+      image = PadTo(image, { patch, patch, patch });
+      mask = PadTo(mask, { patch, patch, patch });
+    }
+    image = image.unsqueeze(0);
+    mask = mask.unsqueeze(0);
+    if (options.Augment)
+    {
+      Augment(image, mask, generator);
+    }
+    images.push_back(image);
+    masks.push_back(mask);
+  }
+  return { torch::cat(images, 0), torch::cat(masks, 0) };
+}
+
+std::string
+FormatDuration(double seconds)
+{
+  const auto         total = static_cast<long>(std::max(0.0, seconds));
+  std::ostringstream text;
+  text << std::setfill('0') << std::setw(2) << total / 3600 << ":" << std::setw(2) << (total / 60) % 60 << ":"
+       << std::setw(2) << total % 60;
+  return text.str();
+}
+
+void
+SaveCheckpoint(const std::string & fileName, UNetPlusPlus & network, torch::optim::Adam & optimizer, uint64_t step,
+               double seconds)
+{
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive networkArchive;
+  network->save(networkArchive);
+  archive.write("network", networkArchive);
+  torch::serialize::OutputArchive optimizerArchive;
+  optimizer.save(optimizerArchive);
+  archive.write("optimizer", optimizerArchive);
+  archive.write("step", torch::tensor(static_cast<int64_t>(step)));
+  archive.write("seconds", torch::tensor(seconds, torch::kFloat64));
+  const std::string temporary = fileName + ".tmp";
+  archive.save_to(temporary);
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    itkGenericExceptionMacro(<< fileName << ": cannot write the checkpoint");
+  }
+}
+
+/** Student: Dice of the thresholded probability; teacher: MAE of the brain image. */
+double
+Validate(UNetPlusPlus & network, KDBrainExtractionTorchModel::RoleEnum role, const std::vector<WorkingCase> & cases,
+         const torch::Device & device)
+{
+  torch::NoGradGuard noGrad;
+  network->eval();
+  double        total = 0.0;
+  const int64_t multiple = 1 << network->GetOptions().Depth;
+  for (const auto & item : cases)
+  {
+    std::array<int64_t, 3> padded;
+    for (int axis = 0; axis < 3; ++axis)
+    {
+      padded[axis] = (item.Image.size(axis + 1) + multiple - 1) / multiple * multiple;
+    }
+    const auto input = PadTo(item.Image, padded).unsqueeze(0).to(device);
+    auto       output = network->forward(input).to(torch::kCPU);
+    output = output.slice(2, 0, item.Image.size(1)).slice(3, 0, item.Image.size(2)).slice(4, 0, item.Image.size(3));
+    if (role == KDBrainExtractionTorchModel::RoleEnum::Student)
+    {
+      const auto mask = (output[0] > 0).to(torch::kFloat32);
+      total += KDBrainExtractionSoftDice(mask, item.Mask).item<double>();
+    }
+    else
+    {
+      total += (torch::sigmoid(output[0]) - item.Image * item.Mask).abs().mean().item<double>();
+    }
+  }
+  network->train();
+  return cases.empty() ? 0.0 : total / cases.size();
+}
+} // namespace
+
+std::vector<KDBrainExtractionTrainer::Case>
+KDBrainExtractionTrainer::ReadManifest(const std::string & fileName)
+{
+  std::ifstream file(fileName);
+  if (!file)
+  {
+    itkGenericExceptionMacro(<< fileName << ": cannot open the manifest");
+  }
+  auto split = [](const std::string & line) {
+    std::vector<std::string> fields;
+    std::string              field;
+    std::istringstream       stream(line);
+    while (std::getline(stream, field, ','))
+    {
+      while (!field.empty() && (field.back() == '\r' || field.back() == ' '))
+      {
+        field.pop_back();
+      }
+      fields.push_back(field);
+    }
+    return fields;
+  };
+  std::string line;
+  if (!std::getline(file, line))
+  {
+    itkGenericExceptionMacro(<< fileName << ": the manifest is empty");
+  }
+  const auto header = split(line);
+  auto       column = [&header](std::initializer_list<const char *> names) -> int {
+    for (const char * name : names)
+    {
+      const auto found = std::find(header.begin(), header.end(), name);
+      if (found != header.end())
+      {
+        return static_cast<int>(found - header.begin());
+      }
+    }
+    return -1;
+  };
+  const int subjectColumn = column({ "subject", "id" });
+  const int imageColumn = column({ "image", "t1" });
+  const int maskColumn = column({ "mask", "brainmask" });
+  const int labelsColumn = column({ "labels", "dlmuse" });
+  const int modalityColumn = column({ "modality" });
+  if (imageColumn < 0 || maskColumn < 0)
+  {
+    itkGenericExceptionMacro(<< fileName
+                             << ": the manifest needs an 'image' (or 't1') and a 'mask' (or "
+                                "'brainmask') column");
+  }
+  const std::string directory = itksys::SystemTools::GetFilenamePath(itksys::SystemTools::CollapseFullPath(fileName));
+  auto              resolve = [&directory](const std::string & path) {
+    return path.empty() || itksys::SystemTools::FileIsFullPath(path) ? path : directory + "/" + path;
+  };
+  std::vector<Case> cases;
+  unsigned int      lineNumber = 1;
+  while (std::getline(file, line))
+  {
+    ++lineNumber;
+    if (line.empty() || line == "\r")
+    {
+      continue;
+    }
+    const auto fields = split(line);
+    auto       field = [&fields](int index) {
+      return index >= 0 && index < static_cast<int>(fields.size()) ? fields[index] : std::string();
+    };
+    Case item;
+    item.Image = resolve(field(imageColumn));
+    item.Mask = resolve(field(maskColumn));
+    item.Labels = resolve(field(labelsColumn));
+    item.Modality = field(modalityColumn);
+    item.Subject =
+      subjectColumn >= 0 ? field(subjectColumn) : itksys::SystemTools::GetFilenameWithoutExtension(item.Image);
+    if (item.Image.empty() || item.Mask.empty())
+    {
+      itkGenericExceptionMacro(<< fileName << ":" << lineNumber << ": the row has no image or no mask");
+    }
+    cases.push_back(item);
+  }
+  if (cases.empty())
+  {
+    itkGenericExceptionMacro(<< fileName << ": the manifest lists no cases");
+  }
+  return cases;
+}
+
+KDBrainExtractionTorchModel::Pointer
+KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options & options, std::ostream & log)
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  if (cases.empty())
+  {
+    itkGenericExceptionMacro(<< "no training cases");
+  }
+  if (options.BatchSize == 0 || options.NumberOfSteps == 0)
+  {
+    itkGenericExceptionMacro(<< "batch size and number of steps must be positive");
+  }
+  if (options.DistillationWeight < 0.0 || options.DistillationWeight > 1.0)
+  {
+    itkGenericExceptionMacro(<< "the distillation weight must be in [0, 1], got " << options.DistillationWeight);
+  }
+  if (options.DistillationMode != "image" && options.DistillationMode != "soft-mask")
+  {
+    itkGenericExceptionMacro(<< "unknown distillation mode '" << options.DistillationMode
+                             << "' (use image or soft-mask)");
+  }
+  KDBrainExtractionTorchModel::SetNumberOfThreads(options.NumberOfThreads);
+  const torch::Device device = KDBrainExtractionParseDevice(options.Device);
+
+  auto model = KDBrainExtractionTorchModel::New();
+  model->Initialize(options.Role, options.NetworkArchitecture, options.PreprocessingContract, options.Seed);
+  auto &       implementation = model->GetImplementation();
+  const auto & contract = model->GetContract();
+
+  const bool                           distill = options.Role == RoleEnum::Student && options.DistillationWeight > 0.0;
+  KDBrainExtractionTorchModel::Pointer teacher;
+  if (distill)
+  {
+    if (options.TeacherModelFile.empty())
+    {
+      itkGenericExceptionMacro(<< "distillation (weight " << options.DistillationWeight
+                               << ") needs a teacher model file; use weight 0 for the plain UNet++");
+    }
+    teacher = KDBrainExtractionTorchModel::New();
+    teacher->Load(options.TeacherModelFile);
+    if (teacher->GetRole() != RoleEnum::Teacher)
+    {
+      itkGenericExceptionMacro(<< options.TeacherModelFile << ": is a "
+                               << KDBrainExtractionTorchModel::RoleToString(teacher->GetRole())
+                               << " model, a teacher is needed for distillation");
+    }
+    if (teacher->GetContract().WorkingSpacing != contract.WorkingSpacing)
+    {
+      itkGenericExceptionMacro(<< options.TeacherModelFile
+                               << ": the teacher works at a different spacing than the student");
+    }
+    teacher->GetImplementation().Network->to(device);
+    teacher->GetImplementation().Network->eval();
+  }
+
+  log << "Reading " << cases.size() << " training cases" << std::endl;
+  std::vector<WorkingCase> training;
+  for (const auto & item : cases)
+  {
+    training.push_back(LoadCase(item, contract));
+  }
+  if (options.PatchSize == 0)
+  {
+    // Whole volumes are batched, so they share the largest working size.
+    std::array<int64_t, 3> largest{ 0, 0, 0 };
+    for (const auto & item : training)
+    {
+      for (int axis = 0; axis < 3; ++axis)
+      {
+        largest[axis] = std::max(largest[axis], item.Image.size(axis + 1));
+      }
+    }
+    for (auto & item : training)
+    {
+      item.Image = PadTo(item.Image, largest);
+      item.Mask = PadTo(item.Mask, largest);
+    }
+  }
+  std::vector<WorkingCase> validation;
+  for (const auto & item : options.ValidationCases)
+  {
+    validation.push_back(LoadCase(item, contract));
+  }
+
+  UNetPlusPlus & network = implementation.Network;
+  network->to(device);
+  network->train();
+  torch::optim::Adam optimizer(network->parameters(),
+                               torch::optim::AdamOptions(options.LearningRate).weight_decay(options.WeightDecay));
+
+  uint64_t firstStep = 0;
+  double   previousSeconds = 0.0;
+  if (!options.CheckpointFile.empty() && itksys::SystemTools::FileExists(options.CheckpointFile, true))
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from(options.CheckpointFile, device);
+    torch::serialize::InputArchive networkArchive;
+    archive.read("network", networkArchive);
+    network->load(networkArchive);
+    torch::serialize::InputArchive optimizerArchive;
+    archive.read("optimizer", optimizerArchive);
+    optimizer.load(optimizerArchive);
+    torch::Tensor step;
+    archive.read("step", step);
+    torch::Tensor seconds;
+    archive.read("seconds", seconds);
+    firstStep = static_cast<uint64_t>(step.item<int64_t>());
+    previousSeconds = seconds.item<double>();
+    log << "Resuming from " << options.CheckpointFile << " at step " << firstStep << std::endl;
+  }
+
+  std::ofstream jsonLog;
+  if (!options.LogFile.empty())
+  {
+    jsonLog.open(options.LogFile, std::ios::app);
+    if (!jsonLog)
+    {
+      itkGenericExceptionMacro(<< options.LogFile << ": cannot write the training log");
+    }
+  }
+
+  const bool        terminal = isatty(STDERR_FILENO) && &log == &std::cerr;
+  const auto        start = Clock::now();
+  auto              lastPrint = start;
+  const std::string role = KDBrainExtractionTorchModel::RoleToString(options.Role);
+  double            epochLoss = 0.0;
+  double            epochSegmentation = 0.0;
+  double            epochDistillation = 0.0;
+  unsigned int      epochSteps = 0;
+  double            lastLoss = 0.0;
+  const uint64_t    samplesPerEpoch = training.size();
+  uint64_t          step = firstStep;
+  for (; step < options.NumberOfSteps; ++step)
+  {
+    // Dropout draws from torch's generator: seed it per step for exact resumption.
+    torch::manual_seed(options.Seed * 1000003ull + step);
+    Batch batch = MakeBatch(training, step, options);
+    batch.Image = batch.Image.to(device);
+    batch.Mask = batch.Mask.to(device);
+
+    optimizer.zero_grad();
+    const auto    heads = network->ForwardHeads(batch.Image);
+    torch::Tensor segmentationLoss = torch::zeros({}, batch.Image.options());
+    torch::Tensor distillationLoss = torch::zeros({}, batch.Image.options());
+    torch::Tensor teacherOutput;
+    if (distill)
+    {
+      torch::NoGradGuard noGrad;
+      teacherOutput = torch::sigmoid(teacher->GetImplementation().Network->forward(batch.Image));
+      if (options.DistillationMode == "soft-mask")
+      {
+        // Brain-only image / image: ~1 in the brain, ~0 outside; undefined
+        // where the image is dark, which the teacher leaves dark anyway.
+        teacherOutput = torch::where(batch.Image > 0.05,
+                                     (teacherOutput / batch.Image.clamp_min(0.05)).clamp(0.0, 1.0),
+                                     torch::zeros_like(teacherOutput));
+      }
+    }
+    // Both roles predict values in [0, 1] through a sigmoid, which keeps the
+    // soft Dice term a true Dice (an unbounded output could push it above 1).
+    const torch::Tensor target = options.Role == RoleEnum::Teacher ? batch.Image * batch.Mask : batch.Mask;
+    for (const auto & head : heads)
+    {
+      const auto prediction = torch::sigmoid(head);
+      segmentationLoss = segmentationLoss + KDBrainExtractionHybridLoss(prediction, target).Loss;
+      if (distill)
+      {
+        distillationLoss = distillationLoss + KDBrainExtractionMeanSquaredError(prediction, teacherOutput);
+      }
+    }
+    segmentationLoss = segmentationLoss / static_cast<double>(heads.size());
+    distillationLoss = distillationLoss / static_cast<double>(heads.size());
+    const double        a = distill ? options.DistillationWeight : 0.0;
+    const torch::Tensor loss = (1.0 - a) * segmentationLoss + a * distillationLoss;
+    loss.backward();
+    optimizer.step();
+
+    lastLoss = loss.item<double>();
+    epochLoss += lastLoss;
+    epochSegmentation += segmentationLoss.item<double>();
+    epochDistillation += distillationLoss.item<double>();
+    ++epochSteps;
+
+    const uint64_t done = step + 1;
+    const auto     now = Clock::now();
+    const double   seconds = std::chrono::duration<double>(now - start).count();
+    const double   stepsPerSecond = (done - firstStep) / std::max(seconds, 1e-9);
+    if (done == options.NumberOfSteps ||
+        std::chrono::duration<double>(now - lastPrint).count() >= (terminal ? 1.0 : 30.0))
+    {
+      lastPrint = now;
+      const int width = 24;
+      const int filled = static_cast<int>(width * done / options.NumberOfSteps);
+      log << (terminal ? "\r" : "") << "[" << role << "] [" << std::string(filled, '#')
+          << std::string(width - filled, '.') << "] step " << done << "/" << options.NumberOfSteps << " loss "
+          << std::fixed << std::setprecision(4) << lastLoss << " " << std::setprecision(3) << stepsPerSecond
+          << " steps/s ETA " << FormatDuration((options.NumberOfSteps - done) / stepsPerSecond) << std::defaultfloat
+          << (terminal ? "   " : "\n") << std::flush;
+    }
+
+    const bool epochEnd = (done * options.BatchSize) / samplesPerEpoch > (step * options.BatchSize) / samplesPerEpoch;
+    if ((epochEnd || done == options.NumberOfSteps) && epochSteps > 0)
+    {
+      const double validationScore = validation.empty() ? 0.0 : Validate(network, options.Role, validation, device);
+      if (jsonLog)
+      {
+        jsonLog << "{\"role\":\"" << role << "\",\"epoch\":" << (done * options.BatchSize) / samplesPerEpoch
+                << ",\"step\":" << done << ",\"loss\":" << epochLoss / epochSteps
+                << ",\"segmentation_loss\":" << epochSegmentation / epochSteps
+                << ",\"distillation_loss\":" << epochDistillation / epochSteps
+                << ",\"steps_per_second\":" << stepsPerSecond << ",\"seconds\":" << previousSeconds + seconds;
+        if (!validation.empty())
+        {
+          jsonLog << ",\"" << (options.Role == RoleEnum::Student ? "validation_dice" : "validation_mae")
+                  << "\":" << validationScore;
+        }
+        jsonLog << "}" << std::endl;
+      }
+      if (!validation.empty())
+      {
+        log << (terminal ? "\n" : "") << "[" << role << "] step " << done << " validation "
+            << (options.Role == RoleEnum::Student ? "Dice " : "MAE ") << validationScore << std::endl;
+      }
+      epochLoss = epochSegmentation = epochDistillation = 0.0;
+      epochSteps = 0;
+    }
+    const bool outOfTime = options.TimeLimitSeconds > 0.0 && seconds >= options.TimeLimitSeconds;
+    if (!options.CheckpointFile.empty() &&
+        ((options.CheckpointInterval > 0 && done % options.CheckpointInterval == 0) || outOfTime))
+    {
+      SaveCheckpoint(options.CheckpointFile, network, optimizer, done, previousSeconds + seconds);
+    }
+    if (outOfTime && done < options.NumberOfSteps)
+    {
+      log << (terminal ? "\n" : "") << "[" << role << "] time limit reached at step " << done
+          << (options.CheckpointFile.empty() ? "" : "; run again to resume from " + options.CheckpointFile)
+          << std::endl;
+      return nullptr;
+    }
+  }
+  if (terminal)
+  {
+    log << std::endl;
+  }
+  const double totalSeconds = previousSeconds + std::chrono::duration<double>(Clock::now() - start).count();
+  network->eval();
+  network->to(implementation.Device);
+
+  std::ostringstream distillation;
+  distillation << (distill ? options.DistillationMode : std::string("none")) << ", weight "
+               << (distill ? options.DistillationWeight : 0.0);
+  if (distill)
+  {
+    distillation << ", teacher checksum " << teacher->GetChecksum();
+  }
+  model->SetMetadata("training.cases", std::to_string(cases.size()));
+  model->SetMetadata("training.steps", std::to_string(options.NumberOfSteps));
+  model->SetMetadata("training.batch_size", std::to_string(options.BatchSize));
+  model->SetMetadata("training.patch_size", std::to_string(options.PatchSize));
+  model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
+  model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
+  model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
+  model->SetMetadata("training.seed", std::to_string(options.Seed));
+  model->SetMetadata("training.distillation", distillation.str());
+  model->SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
+  model->SetMetadata("training.final_loss", std::to_string(lastLoss));
+  return model;
+}
+} // end namespace itk

@@ -1,0 +1,171 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#include "itkUNetPlusPlus.h"
+
+#include <stdexcept>
+
+namespace itk
+{
+namespace
+{
+torch::nn::Sequential
+MakeConvolutionBlock(int inputChannels, int outputChannels, const UNetPlusPlusOptions & options)
+{
+  torch::nn::Sequential block;
+  const bool            normalized = options.Normalization != "none";
+  for (int layer = 0; layer < 2; ++layer)
+  {
+    const int in = layer == 0 ? inputChannels : outputChannels;
+    // A bias before a normalisation layer is redundant.
+    block->push_back(torch::nn::Conv3d(torch::nn::Conv3dOptions(in, outputChannels, 3).padding(1).bias(!normalized)));
+    if (options.Normalization == "batch")
+    {
+      block->push_back(torch::nn::BatchNorm3d(outputChannels));
+    }
+    else if (options.Normalization == "instance")
+    {
+      block->push_back(torch::nn::InstanceNorm3d(torch::nn::InstanceNorm3dOptions(outputChannels).affine(true)));
+    }
+    block->push_back(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01).inplace(true)));
+  }
+  if (options.Dropout > 0.0)
+  {
+    block->push_back(torch::nn::Dropout3d(options.Dropout));
+  }
+  return block;
+}
+} // namespace
+
+UNetPlusPlusImpl::UNetPlusPlusImpl(const UNetPlusPlusOptions & options)
+  : m_Options(options)
+{
+  if (options.Depth < 1 || options.Depth > 6)
+  {
+    throw std::invalid_argument("UNet++ depth must be between 1 and 6, got " + std::to_string(options.Depth));
+  }
+  if (options.BaseWidth < 1 || options.InputChannels < 1 || options.OutputChannels < 1)
+  {
+    throw std::invalid_argument("UNet++ widths and channel counts must be positive");
+  }
+  if (options.Normalization != "batch" && options.Normalization != "instance" && options.Normalization != "none")
+  {
+    throw std::invalid_argument("UNet++ normalization must be batch, instance or none, got '" + options.Normalization +
+                                "'");
+  }
+  const int depth = options.Depth;
+  m_Nodes.resize(depth + 1);
+  for (int i = 0; i <= depth; ++i)
+  {
+    for (int j = 0; i + j <= depth; ++j)
+    {
+      const int inputChannels =
+        j == 0 ? (i == 0 ? options.InputChannels : GetWidth(i - 1)) : j * GetWidth(i) + GetWidth(i + 1);
+      m_Nodes[i].push_back(register_module("node_" + std::to_string(i) + "_" + std::to_string(j),
+                                           MakeConvolutionBlock(inputChannels, GetWidth(i), options)));
+    }
+  }
+  const int firstHead = options.DeepSupervision ? 1 : depth;
+  for (int j = firstHead; j <= depth; ++j)
+  {
+    m_Heads.push_back(
+      register_module("head_" + std::to_string(j),
+                      torch::nn::Conv3d(torch::nn::Conv3dOptions(GetWidth(0), options.OutputChannels, 1))));
+  }
+}
+
+std::vector<torch::Tensor>
+UNetPlusPlusImpl::ForwardNodes(const torch::Tensor & input, const std::function<bool(double)> & stageDone,
+                               bool & aborted)
+{
+  namespace F = torch::nn::functional;
+  const int    depth = m_Options.Depth;
+  const double numberOfNodes = (depth + 1) * (depth + 2) / 2.0;
+  int          nodesDone = 0;
+  aborted = false;
+  auto report = [&]() {
+    ++nodesDone;
+    if (stageDone && !stageDone(nodesDone / numberOfNodes))
+    {
+      aborted = true;
+    }
+    return !aborted;
+  };
+
+  // x[i][j] holds X(i,j). The nodes are computed by anti-diagonals: X(j,0)
+  // first, then every node X(i, j-i) that it completes, as in the paper.
+  std::vector<std::vector<torch::Tensor>> x(depth + 1);
+  for (int column = 0; column <= depth; ++column)
+  {
+    const torch::Tensor encoderInput =
+      column == 0 ? input : F::max_pool3d(x[column - 1][0], F::MaxPool3dFuncOptions(2));
+    x[column].push_back(m_Nodes[column][0]->forward(encoderInput));
+    if (!report())
+    {
+      return {};
+    }
+    for (int i = column - 1; i >= 0; --i)
+    {
+      const int           j = column - i;
+      const auto &        skip = x[i][0];
+      const torch::Tensor upsampled =
+        F::interpolate(x[i + 1][j - 1],
+                       F::InterpolateFuncOptions()
+                         .size(std::vector<int64_t>(skip.sizes().begin() + 2, skip.sizes().end()))
+                         .mode(torch::kTrilinear)
+                         .align_corners(false));
+      std::vector<torch::Tensor> inputs(x[i].begin(), x[i].end());
+      inputs.push_back(upsampled);
+      x[i].push_back(m_Nodes[i][j]->forward(torch::cat(inputs, 1)));
+      if (!report())
+      {
+        return {};
+      }
+    }
+  }
+  std::vector<torch::Tensor> outputs;
+  const int                  firstHead = m_Options.DeepSupervision ? 1 : depth;
+  for (int j = firstHead; j <= depth; ++j)
+  {
+    outputs.push_back(m_Heads[j - firstHead]->forward(x[0][j]));
+  }
+  return outputs;
+}
+
+std::vector<torch::Tensor>
+UNetPlusPlusImpl::ForwardHeads(const torch::Tensor & input)
+{
+  bool aborted = false;
+  return ForwardNodes(input, nullptr, aborted);
+}
+
+torch::Tensor
+UNetPlusPlusImpl::forward(const torch::Tensor & input, const std::function<bool(double)> & stageDone)
+{
+  bool       aborted = false;
+  const auto outputs = ForwardNodes(input, stageDone, aborted);
+  if (aborted)
+  {
+    return {};
+  }
+  if (outputs.size() == 1)
+  {
+    return outputs.front();
+  }
+  return torch::stack(outputs, 0).mean(0);
+}
+} // end namespace itk

@@ -1,0 +1,216 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+
+#include "itkGTest.h"
+#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkKDBrainExtractionPreprocessing.h"
+#include "itkKDBrainExtractionTestUtilities.h"
+
+#include <limits>
+
+namespace
+{
+using itk::KDBrainExtractionPreprocessing;
+using ImageType = KDBrainExtractionPreprocessing::ImageType;
+using namespace itk::KDBrainExtractionTesting;
+
+ImageType::Pointer
+MakeObliqueAnisotropicImage(const std::function<float(const ImageType::PointType &)> & value)
+{
+  ImageType::SpacingType spacing;
+  spacing[0] = 1.0;
+  spacing[1] = 1.5;
+  spacing[2] = 3.0;
+  ImageType::PointType origin;
+  origin[0] = -40.0;
+  origin[1] = -50.0;
+  origin[2] = -30.0;
+  return MakeImage(ImageType::SizeType{ { 80, 60, 24 } }, spacing, origin, MakeObliqueDirection(20.0, -15.0), value);
+}
+} // namespace
+
+TEST(KDBrainExtractionPreprocessing, WorkingGridIsAxisAlignedAndCoversTheInput)
+{
+  const auto image = MakeObliqueAnisotropicImage([](const ImageType::PointType &) { return 1.0f; });
+  KDBrainExtractionPreprocessing::Contract contract;
+  const auto                               grid = KDBrainExtractionPreprocessing::MakeWorkingGrid(image, contract);
+  ImageType::DirectionType                 identity;
+  identity.SetIdentity();
+  EXPECT_EQ(grid->GetDirection(), identity);
+  for (unsigned int d = 0; d < 3; ++d)
+  {
+    EXPECT_DOUBLE_EQ(grid->GetSpacing()[d], 2.0);
+    EXPECT_EQ(grid->GetLargestPossibleRegion().GetSize()[d] % contract.SizeMultiple, 0u);
+  }
+  // Every corner of the input lies inside the working grid.
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  for (unsigned int corner = 0; corner < 8; ++corner)
+  {
+    ImageType::IndexType index;
+    for (unsigned int d = 0; d < 3; ++d)
+    {
+      index[d] = (corner >> d) & 1u ? static_cast<itk::IndexValueType>(size[d] - 1) : 0;
+    }
+    ImageType::PointType point;
+    image->TransformIndexToPhysicalPoint(index, point);
+    itk::ContinuousIndex<double, 3> inGrid;
+    grid->TransformPhysicalPointToContinuousIndex(point, inGrid);
+    for (unsigned int d = 0; d < 3; ++d)
+    {
+      EXPECT_GE(inGrid[d], -0.5);
+      EXPECT_LE(inGrid[d], grid->GetLargestPossibleRegion().GetSize()[d] - 0.5);
+    }
+  }
+}
+
+TEST(KDBrainExtractionPreprocessing, ResamplingKeepsPhysicalPositionsOfObliqueAnisotropicInput)
+{
+  // A linear function of the physical position survives linear resampling
+  // (and the anti-aliasing Gaussian) exactly, away from the borders.
+  auto linear = [](const ImageType::PointType & p) {
+    return static_cast<float>(3.0 + 0.5 * p[0] - 0.25 * p[1] + 0.1 * p[2]);
+  };
+  const auto                               image = MakeObliqueAnisotropicImage(linear);
+  KDBrainExtractionPreprocessing::Contract contract;
+  const auto working = KDBrainExtractionPreprocessing::ResampleToWorkingGrid(image, contract);
+
+  unsigned int                                      checked = 0;
+  itk::ImageRegionConstIteratorWithIndex<ImageType> it(working, working->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it)
+  {
+    ImageType::PointType point;
+    working->TransformIndexToPhysicalPoint(it.GetIndex(), point);
+    itk::ContinuousIndex<double, 3> inInput;
+    image->TransformPhysicalPointToContinuousIndex(point, inInput);
+    const auto size = image->GetLargestPossibleRegion().GetSize();
+    // Far enough from the input's borders for the smoothing kernel.
+    if (inInput[0] > 6 && inInput[0] < size[0] - 7 && inInput[1] > 4 && inInput[1] < size[1] - 5 && inInput[2] > 2 &&
+        inInput[2] < size[2] - 3)
+    {
+      EXPECT_NEAR(it.Get(), linear(point), 2e-3) << "at working index " << it.GetIndex();
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 200u);
+
+  // Back onto the input grid: the same function again.
+  const auto back = KDBrainExtractionPreprocessing::ResampleToReferenceGrid(working, image);
+  EXPECT_EQ(back->GetLargestPossibleRegion(), image->GetLargestPossibleRegion());
+  EXPECT_EQ(back->GetDirection(), image->GetDirection());
+  EXPECT_EQ(back->GetOrigin(), image->GetOrigin());
+  ImageType::IndexType centre{ { 40, 30, 12 } };
+  ImageType::PointType point;
+  image->TransformIndexToPhysicalPoint(centre, point);
+  EXPECT_NEAR(back->GetPixel(centre), linear(point), 2e-3);
+}
+
+TEST(KDBrainExtractionPreprocessing, ReorientedInputsShareOneWorkingGrid)
+{
+  const auto image = MakeObliqueAnisotropicImage([](const ImageType::PointType & p) { return float(p[0]); });
+  std::function<ImageType::IndexType(const ImageType::IndexType &)> sourceIndex;
+  const auto reoriented = MakeReorientedCopy(image, { { 2, 0, 1 } }, { { true, false, true } }, sourceIndex);
+  KDBrainExtractionPreprocessing::Contract contract;
+  const auto                               a = KDBrainExtractionPreprocessing::MakeWorkingGrid(image, contract);
+  const auto                               b = KDBrainExtractionPreprocessing::MakeWorkingGrid(reoriented, contract);
+  EXPECT_EQ(a->GetLargestPossibleRegion(), b->GetLargestPossibleRegion());
+  for (unsigned int d = 0; d < 3; ++d)
+  {
+    EXPECT_NEAR(a->GetOrigin()[d], b->GetOrigin()[d], 1e-9);
+  }
+}
+
+TEST(KDBrainExtractionPreprocessing, IntensityWindowUsesPercentiles)
+{
+  // Values 0..999 once each: the 0.5th and 99.5th percentiles are ~5 and ~994.
+  auto image = ImageType::New();
+  image->SetRegions(ImageType::SizeType{ { 10, 10, 10 } });
+  image->Allocate();
+  for (unsigned int i = 0; i < 1000; ++i)
+  {
+    image->GetBufferPointer()[i] = static_cast<float>((i * 7919) % 1000);
+  }
+  KDBrainExtractionPreprocessing::Contract contract;
+  const auto window = KDBrainExtractionPreprocessing::ComputeIntensityWindow(image, contract);
+  EXPECT_NEAR(window.Lower, 5.0, 1.0);
+  EXPECT_NEAR(window.Upper, 994.0, 1.0);
+  KDBrainExtractionPreprocessing::NormalizeIntensities(image, window);
+  float minimum = 1e9f, maximum = -1e9f;
+  for (unsigned int i = 0; i < 1000; ++i)
+  {
+    minimum = std::min(minimum, image->GetBufferPointer()[i]);
+    maximum = std::max(maximum, image->GetBufferPointer()[i]);
+  }
+  EXPECT_FLOAT_EQ(minimum, 0.0f);
+  EXPECT_FLOAT_EQ(maximum, 1.0f);
+}
+
+TEST(KDBrainExtractionPreprocessing, VerifyImageNamesTheProblem)
+{
+  auto expectError = [](const ImageType * image, const std::string & expected) {
+    try
+    {
+      KDBrainExtractionPreprocessing::VerifyImage(image, "head.nii.gz");
+      ADD_FAILURE() << "no exception, expected '" << expected << "'";
+    }
+    catch (const itk::ExceptionObject & error)
+    {
+      const std::string message = error.GetDescription();
+      EXPECT_NE(message.find("head.nii.gz"), std::string::npos) << message;
+      EXPECT_NE(message.find(expected), std::string::npos) << message;
+    }
+  };
+  const ImageType::SpacingType spacing(1.0);
+  ImageType::DirectionType     identity;
+  identity.SetIdentity();
+  const ImageType::PointType origin(0.0);
+  auto                       constant =
+    MakeImage({ { 16, 16, 16 } }, spacing, origin, identity, [](const ImageType::PointType &) { return 3.0f; });
+  expectError(constant, "constant");
+  auto withNaN = MakeImage(
+    { { 16, 16, 16 } }, spacing, origin, identity, [](const ImageType::PointType & p) { return float(p[0]); });
+  withNaN->GetBufferPointer()[100] = std::numeric_limits<float>::quiet_NaN();
+  withNaN->GetBufferPointer()[200] = std::numeric_limits<float>::infinity();
+  expectError(withNaN, "2 voxels are NaN or infinite");
+  auto flat =
+    MakeImage({ { 64, 64, 1 } }, spacing, origin, identity, [](const ImageType::PointType & p) { return float(p[0]); });
+  expectError(flat, "not a 3D head volume");
+  auto good = MakeImage(
+    { { 16, 16, 16 } }, spacing, origin, identity, [](const ImageType::PointType & p) { return float(p[0]); });
+  EXPECT_NO_THROW(KDBrainExtractionPreprocessing::VerifyImage(good, "head.nii.gz"));
+}
+
+TEST(KDBrainExtractionPreprocessing, BrainMaskKeepsLargestComponentAndFillsHoles)
+{
+  const ImageType::SpacingType spacing(1.0);
+  ImageType::DirectionType     identity;
+  identity.SetIdentity();
+  const ImageType::PointType origin(0.0);
+  // A hollow ball (radius 10, hole of radius 3) and a small separate ball.
+  const auto probability = MakeImage({ { 40, 32, 32 } }, spacing, origin, identity, [](const ImageType::PointType & p) {
+    const double big = std::hypot(p[0] - 14, p[1] - 16, p[2] - 16);
+    const double small = std::hypot(p[0] - 34, p[1] - 16, p[2] - 16);
+    return (big < 10 && big > 3) || small < 3 ? 0.9f : 0.1f;
+  });
+  const auto mask = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, true, true);
+  EXPECT_EQ(mask->GetPixel({ { 14, 16, 16 } }), 1) << "the hole is filled";
+  EXPECT_EQ(mask->GetPixel({ { 34, 16, 16 } }), 0) << "the small component is removed";
+  EXPECT_EQ(mask->GetPixel({ { 20, 16, 16 } }), 1);
+  const auto raw = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, false, false);
+  EXPECT_EQ(raw->GetPixel({ { 14, 16, 16 } }), 0);
+  EXPECT_EQ(raw->GetPixel({ { 34, 16, 16 } }), 1);
+}

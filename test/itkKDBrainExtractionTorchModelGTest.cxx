@@ -1,0 +1,216 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+
+#include "itkGTest.h"
+#include "itkKDBrainExtractionTestUtilities.h"
+#include "itksys/SystemTools.hxx"
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace
+{
+using itk::KDBrainExtractionTorchModel;
+using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+using namespace itk::KDBrainExtractionTesting;
+
+std::string
+TemporaryFile(const std::string & name)
+{
+  const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-model-files";
+  itksys::SystemTools::MakeDirectory(directory);
+  return directory + "/" + name;
+}
+
+std::string
+ReadBytes(const std::string & fileName)
+{
+  std::ifstream file(fileName, std::ios::binary);
+  return { std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>() };
+}
+
+void
+WriteBytes(const std::string & fileName, const std::string & bytes)
+{
+  std::ofstream file(fileName, std::ios::binary | std::ios::trunc);
+  file << bytes;
+}
+
+/** The FNV-1a 64 checksum the format stores last. */
+uint64_t
+Fnv1a64(const std::string & text)
+{
+  uint64_t hash = 14695981039346656037ull;
+  for (const char c : text)
+  {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string
+LoadError(const std::string & fileName)
+{
+  auto model = KDBrainExtractionTorchModel::New();
+  try
+  {
+    model->Load(fileName);
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    return error.GetDescription();
+  }
+  return "no error";
+}
+
+std::vector<float>
+PredictRamp(const KDBrainExtractionTorchModel * model, const std::array<std::size_t, 3> & size)
+{
+  std::vector<float> input(size[0] * size[1] * size[2]);
+  for (std::size_t i = 0; i < input.size(); ++i)
+  {
+    input[i] = static_cast<float>((i * 37) % 101) / 100.0f;
+  }
+  std::vector<float> output(input.size());
+  model->Predict(input.data(), size, output.data());
+  return output;
+}
+} // namespace
+
+TEST(KDBrainExtractionTorchModel, FileRoundTripKeepsEverything)
+{
+  auto model = MakeTinyModel(RoleEnum::Teacher);
+  model->SetMetadata("training.data", "synthetic");
+  const std::string fileName = TemporaryFile("roundtrip.kdbm");
+  model->Save(fileName);
+  EXPECT_EQ(model->GetChecksum().size(), 16u);
+
+  auto loaded = KDBrainExtractionTorchModel::New();
+  loaded->Load(fileName);
+  EXPECT_EQ(loaded->GetRole(), RoleEnum::Teacher);
+  EXPECT_EQ(loaded->GetArchitecture().Depth, 2u);
+  EXPECT_EQ(loaded->GetArchitecture().BaseWidth, 4u);
+  EXPECT_EQ(loaded->GetArchitecture().Normalization, "none");
+  EXPECT_EQ(loaded->GetContract().WorkingSpacing, model->GetContract().WorkingSpacing);
+  EXPECT_EQ(loaded->GetContract().SizeMultiple, model->GetContract().SizeMultiple);
+  EXPECT_EQ(loaded->GetMetadata("training.data"), "synthetic");
+  EXPECT_EQ(loaded->GetChecksum(), model->GetChecksum());
+  EXPECT_EQ(loaded->GetNumberOfParameters(), model->GetNumberOfParameters());
+  EXPECT_EQ(loaded->GetFileName(), fileName);
+  // Same weights: bit-identical outputs, on an odd size that needs padding.
+  EXPECT_EQ(PredictRamp(model, { { 13, 10, 7 } }), PredictRamp(loaded, { { 13, 10, 7 } }));
+
+  std::ostringstream description;
+  loaded->Print(description);
+  EXPECT_NE(description.str().find("Role: teacher"), std::string::npos);
+}
+
+TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
+{
+  auto              model = MakeTinyModel(RoleEnum::Student);
+  const std::string fileName = TemporaryFile("damaged-source.kdbm");
+  model->Save(fileName);
+  const std::string bytes = ReadBytes(fileName);
+
+  EXPECT_NE(LoadError(TemporaryFile("does-not-exist.kdbm")).find("cannot open the model file"), std::string::npos);
+
+  const std::string truncated = TemporaryFile("truncated.kdbm");
+  WriteBytes(truncated, bytes.substr(0, bytes.size() / 2));
+  EXPECT_NE(LoadError(truncated).find("truncated.kdbm: the model file is truncated"), std::string::npos);
+
+  std::string flipped = bytes;
+  flipped[bytes.size() * 3 / 4] ^= 0x55;
+  const std::string corrupted = TemporaryFile("corrupted.kdbm");
+  WriteBytes(corrupted, flipped);
+  EXPECT_NE(LoadError(corrupted).find("checksum mismatch"), std::string::npos);
+
+  const std::string foreign = TemporaryFile("foreign.kdbm");
+  WriteBytes(foreign, "\x89PNG\r\n\x1a\n not a model at all");
+  EXPECT_NE(LoadError(foreign).find("not a KDBrainExtraction model file"), std::string::npos);
+
+  const std::string empty = TemporaryFile("empty.kdbm");
+  WriteBytes(empty, "");
+  EXPECT_NE(LoadError(empty).find("not a KDBrainExtraction model file"), std::string::npos);
+
+  // A header that disagrees with the weights, with a valid checksum.
+  std::string mismatched = bytes;
+  const auto  width = mismatched.find("architecture.base_width=4");
+  ASSERT_NE(width, std::string::npos);
+  mismatched[width + std::string("architecture.base_width=").size()] = '6';
+  std::string header;
+  {
+    uint64_t headerLength = 0;
+    std::memcpy(&headerLength, mismatched.data() + 12, sizeof(headerLength));
+    header = mismatched.substr(20, headerLength);
+    const std::string payload = mismatched.substr(20 + headerLength + 8, mismatched.size() - 20 - headerLength - 16);
+    const uint64_t    checksum = Fnv1a64(header + payload);
+    std::memcpy(&mismatched[mismatched.size() - 8], &checksum, sizeof(checksum));
+  }
+  const std::string wrongArchitecture = TemporaryFile("wrong-architecture.kdbm");
+  WriteBytes(wrongArchitecture, mismatched);
+  EXPECT_NE(LoadError(wrongArchitecture).find("do not match the architecture"), std::string::npos)
+    << LoadError(wrongArchitecture);
+}
+
+TEST(KDBrainExtractionTorchModel, DeviceSelection)
+{
+  auto model = MakeTinyModel(RoleEnum::Student);
+  EXPECT_NO_THROW(model->SetDevice("cpu"));
+  EXPECT_EQ(model->GetDevice(), "cpu");
+  EXPECT_THROW(model->SetDevice("tpu"), itk::ExceptionObject);
+  EXPECT_THROW(model->SetDevice("cuda:x"), itk::ExceptionObject);
+  EXPECT_NO_THROW(model->SetDevice("auto"));
+  if (KDBrainExtractionTorchModel::IsCudaAvailable())
+  {
+    EXPECT_NO_THROW(model->SetDevice("cuda:0"));
+    EXPECT_EQ(model->GetDevice(), "cuda:0");
+    EXPECT_THROW(model->SetDevice("cuda:999"), itk::ExceptionObject);
+  }
+  else
+  {
+    EXPECT_EQ(model->GetDevice(), "cpu");
+    try
+    {
+      model->SetDevice("cuda");
+      ADD_FAILURE() << "CUDA accepted without CUDA";
+    }
+    catch (const itk::ExceptionObject & error)
+    {
+      EXPECT_NE(std::string(error.GetDescription()).find("CUDA is not available"), std::string::npos);
+    }
+  }
+}
+
+TEST(KDBrainExtractionTorchModel, CudaGivesTheCpuResult)
+{
+  if (!KDBrainExtractionTorchModel::IsCudaAvailable())
+  {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  auto       model = MakeTinyModel(RoleEnum::Student);
+  const auto onCpu = PredictRamp(model, { { 24, 20, 16 } });
+  model->SetDevice("cuda");
+  const auto onCuda = PredictRamp(model, { { 24, 20, 16 } });
+  ASSERT_EQ(onCpu.size(), onCuda.size());
+  for (std::size_t i = 0; i < onCpu.size(); ++i)
+  {
+    ASSERT_NEAR(onCpu[i], onCuda[i], 1e-4);
+  }
+}

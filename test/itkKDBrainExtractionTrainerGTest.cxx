@@ -1,0 +1,182 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+
+#include "itkGTest.h"
+#include "itkImageFileWriter.h"
+#include "itkKDBrainExtractionTestUtilities.h"
+#include "itkKDBrainExtractionTrainer.h"
+#include "itksys/SystemTools.hxx"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace
+{
+using itk::KDBrainExtractionTorchModel;
+using itk::KDBrainExtractionTrainer;
+using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+using namespace itk::KDBrainExtractionTesting;
+
+/** Four small synthetic heads (and masks) at 4 mm, written as NIfTI, with a manifest. */
+std::string
+MakeSyntheticDataset()
+{
+  const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-trainer-data";
+  itksys::SystemTools::MakeDirectory(directory + "/images");
+  std::ofstream manifest(directory + "/cases.csv");
+  manifest << "subject,image,mask\n";
+  for (unsigned int i = 0; i < 4; ++i)
+  {
+    ImageType::PointType centre;
+    centre[0] = 4.0 * i - 6.0;
+    centre[1] = -3.0 * i;
+    centre[2] = 2.0 * i;
+    const ImageType::SpacingType spacing(4.0);
+    ImageType::DirectionType     identity;
+    identity.SetIdentity();
+    ImageType::PointType origin(-62.0);
+    const auto image = MakeImage({ { 32, 32, 32 } }, spacing, origin, identity, [&](const ImageType::PointType & p) {
+      return SyntheticHead(p, centre) * (1.0f + 0.2f * i);
+    });
+    auto       mask = itk::Image<unsigned char, 3>::New();
+    mask->CopyInformation(image);
+    mask->SetRegions(image->GetLargestPossibleRegion());
+    mask->Allocate();
+    for (std::size_t v = 0; v < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++v)
+    {
+      mask->GetBufferPointer()[v] = image->GetBufferPointer()[v] >= 80.0f ? 1 : 0;
+    }
+    const std::string subject = "synthetic" + std::to_string(i);
+    itk::WriteImage(image, directory + "/images/" + subject + "_head.nii.gz");
+    itk::WriteImage(mask, directory + "/images/" + subject + "_mask.nii.gz");
+    manifest << subject << ",images/" << subject << "_head.nii.gz,images/" << subject << "_mask.nii.gz\n";
+  }
+  return directory + "/cases.csv";
+}
+
+KDBrainExtractionTrainer::Options
+TinyOptions(RoleEnum role)
+{
+  KDBrainExtractionTrainer::Options options;
+  options.Role = role;
+  options.NetworkArchitecture.Depth = 2;
+  options.NetworkArchitecture.BaseWidth = 4;
+  options.PreprocessingContract.WorkingSpacing = { { 4.0, 4.0, 4.0 } };
+  options.NumberOfSteps = 4;
+  options.BatchSize = 2;
+  options.PatchSize = 16;
+  options.Device = "cpu";
+  options.Seed = 3;
+  return options;
+}
+
+std::vector<float>
+PredictOn(const KDBrainExtractionTorchModel * model)
+{
+  std::vector<float> input(24 * 24 * 24);
+  for (std::size_t i = 0; i < input.size(); ++i)
+  {
+    input[i] = static_cast<float>((i * 13) % 17) / 16.0f;
+  }
+  std::vector<float> output(input.size());
+  model->Predict(input.data(), { { 24, 24, 24 } }, output.data());
+  return output;
+}
+} // namespace
+
+TEST(KDBrainExtractionTrainer, ReadsManifestsWithRelativePaths)
+{
+  const auto cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  ASSERT_EQ(cases.size(), 4u);
+  EXPECT_EQ(cases[1].Subject, "synthetic1");
+  EXPECT_TRUE(itksys::SystemTools::FileExists(cases[1].Image, true)) << cases[1].Image;
+  EXPECT_TRUE(itksys::SystemTools::FileExists(cases[1].Mask, true)) << cases[1].Mask;
+
+  // The shared IXI manifest reads as it is (t1 and brainmask columns).
+  const char *      dataDirectory = std::getenv("KDBrainExtraction_DATA_DIR");
+  const std::string ixi =
+    std::string(dataDirectory ? dataDirectory : "") + "/../../shared/data/ixi-hh-t1-2mm/cases.csv";
+  if (dataDirectory && itksys::SystemTools::FileExists(ixi, true))
+  {
+    const auto ixiCases = KDBrainExtractionTrainer::ReadManifest(ixi);
+    EXPECT_EQ(ixiCases.size(), 185u);
+    EXPECT_EQ(ixiCases.front().Subject, "IXI012-HH-1211");
+    EXPECT_TRUE(itksys::SystemTools::FileExists(ixiCases.front().Mask, true));
+  }
+}
+
+TEST(KDBrainExtractionTrainer, TeacherThenDistilledStudentResumeExactly)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  const std::string  directory = itksys::SystemTools::GetFilenamePath(cases.front().Image) + "/..";
+  std::ostringstream log;
+
+  auto teacherOptions = TinyOptions(RoleEnum::Teacher);
+  teacherOptions.LogFile = directory + "/teacher.jsonl";
+  itksys::SystemTools::RemoveFile(teacherOptions.LogFile);
+  const auto teacher = KDBrainExtractionTrainer::Train(cases, teacherOptions, log);
+  ASSERT_TRUE(teacher.IsNotNull());
+  EXPECT_EQ(teacher->GetRole(), RoleEnum::Teacher);
+  const std::string teacherFile = directory + "/teacher.kdbm";
+  teacher->Save(teacherFile);
+  std::ifstream jsonLog(teacherOptions.LogFile);
+  std::string   firstLine;
+  std::getline(jsonLog, firstLine);
+  EXPECT_NE(firstLine.find("\"epoch\":"), std::string::npos) << firstLine;
+
+  // Uninterrupted run.
+  auto studentOptions = TinyOptions(RoleEnum::Student);
+  studentOptions.TeacherModelFile = teacherFile;
+  studentOptions.DistillationWeight = 0.3;
+  const auto uninterrupted = KDBrainExtractionTrainer::Train(cases, studentOptions, log);
+  ASSERT_TRUE(uninterrupted.IsNotNull());
+  EXPECT_NE(uninterrupted->GetMetadata("training.distillation").find("image, weight 0.3"), std::string::npos);
+
+  // The same run stopped after 2 steps, then resumed from its checkpoint.
+  studentOptions.CheckpointFile = directory + "/student.ckpt";
+  studentOptions.CheckpointInterval = 2;
+  itksys::SystemTools::RemoveFile(studentOptions.CheckpointFile);
+  studentOptions.NumberOfSteps = 2;
+  ASSERT_TRUE(KDBrainExtractionTrainer::Train(cases, studentOptions, log).IsNotNull());
+  studentOptions.NumberOfSteps = 4;
+  const auto resumed = KDBrainExtractionTrainer::Train(cases, studentOptions, log);
+  ASSERT_TRUE(resumed.IsNotNull());
+  EXPECT_NE(log.str().find("Resuming from"), std::string::npos);
+  EXPECT_EQ(PredictOn(uninterrupted), PredictOn(resumed)) << "resumption is not bit-for-bit";
+
+  // A different seed trains a different network.
+  studentOptions.CheckpointFile.clear();
+  studentOptions.Seed = 4;
+  const auto otherSeed = KDBrainExtractionTrainer::Train(cases, studentOptions, log);
+  EXPECT_NE(PredictOn(uninterrupted), PredictOn(otherSeed));
+}
+
+TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.3; // but no teacher
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+  options.DistillationWeight = 1.5;
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+  options.DistillationWeight = 0.0;
+  options.DistillationMode = "telepathy";
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+}
