@@ -314,6 +314,26 @@ LoadModel(const std::string & fileName, ModelType::RoleEnum role)
   return model;
 }
 
+/** Runs a teacher or student filter on \a image with \a model, a progress
+ * bar on a terminal. Returns the model, for reporting its device. */
+template <typename TFilter>
+ModelType::Pointer
+RunNetworkFilter(TFilter * filter, const ImageType * image, const ModelType::Pointer & model,
+                 const std::string & device, unsigned int threads)
+{
+  filter->SetInput(image);
+  filter->SetModel(model);
+  filter->SetDevice(device);
+  filter->SetNumberOfTorchThreads(threads);
+  ShowProgress(filter, model->GetRole() == ModelType::RoleEnum::Teacher ? "teacher" : "student");
+  filter->Update();
+  if (isatty(STDERR_FILENO))
+  {
+    std::cerr << std::endl;
+  }
+  return model;
+}
+
 const char * ExtractHelp = R"(Usage: kdbet extract -i IN [-o BRAIN_OUT] [-m MASK_OUT] [-p PROB_OUT] [options]
 
 Skull stripping of a 3D head MRI (T1w; T2w and PDw once a model trained for
@@ -406,19 +426,10 @@ Extract(int argc, char * argv[])
   std::vector<std::string> written;
   if (needStudent)
   {
-    const auto model = LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student);
-    auto       filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
-    filter->SetInput(image);
-    filter->SetModel(model);
-    filter->SetDevice(device);
-    filter->SetNumberOfTorchThreads(threads);
+    auto filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
     filter->SetThreshold(threshold);
-    ShowProgress(filter, "student");
-    filter->Update();
-    if (isatty(STDERR_FILENO))
-    {
-      std::cerr << std::endl;
-    }
+    const auto model = RunNetworkFilter(
+      filter, image, LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student), device, threads);
     const auto * mask = filter->GetMaskOutput();
     std::size_t  brainVoxels = 0;
     for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
@@ -450,18 +461,9 @@ Extract(int argc, char * argv[])
   }
   if (!teacherFile.empty())
   {
-    const auto model = LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher);
-    auto       filter = itk::KDTeacherImageFilter<ImageType, ImageType>::New();
-    filter->SetInput(image);
-    filter->SetModel(model);
-    filter->SetDevice(device);
-    filter->SetNumberOfTorchThreads(threads);
-    ShowProgress(filter, "teacher");
-    filter->Update();
-    if (isatty(STDERR_FILENO))
-    {
-      std::cerr << std::endl;
-    }
+    auto filter = itk::KDTeacherImageFilter<ImageType, ImageType>::New();
+    RunNetworkFilter(
+      filter, image, LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher), device, threads);
     WriteAtomically(filter->GetOutput(), teacherFile);
     written.push_back("teacher brain " + teacherFile);
   }
