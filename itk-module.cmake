@@ -15,6 +15,7 @@ itk_module(KDBrainExtraction
     ITKConnectedComponents
     ITKLabelMap
     ITKImageStatistics
+    ITKDistanceMap
     ITKIOImageBase
   TEST_DEPENDS
     ITKTestKernel

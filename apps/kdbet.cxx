@@ -18,9 +18,11 @@
 // kdbet: brain extraction from the command line with the module's filters.
 
 #include "itkCommand.h"
+#include "itkHybridLossMetric.h"
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkImageIOFactory.h"
+#include "itkKDBrainExtractionEvaluationProtocol.h"
 #include "itkKDBrainExtractionTrainer.h"
 #include "itkKDStudentMaskFilter.h"
 #include "itkKDTeacherImageFilter.h"
@@ -28,9 +30,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <set>
@@ -175,6 +179,19 @@ ReadHeadImage(const std::string & fileName)
   {
     itkGenericExceptionMacro(<< fileName << ": a " << dimensions << "D image with " << io->GetDimensions(3)
                              << " volumes; extract one 3D volume first");
+  }
+  // Refuse absurd headers before allocating their voxels: 1024^3 voxels
+  // (4 GiB as float) is far beyond any head scan.
+  double numberOfVoxels = 1.0;
+  for (unsigned int d = 0; d < 3; ++d)
+  {
+    numberOfVoxels *= static_cast<double>(io->GetDimensions(d));
+  }
+  if (numberOfVoxels > 1024.0 * 1024.0 * 1024.0)
+  {
+    itkGenericExceptionMacro(<< fileName << ": the header claims " << io->GetDimensions(0) << "x"
+                             << io->GetDimensions(1) << "x" << io->GetDimensions(2)
+                             << " voxels, too many for a head volume");
   }
   if (io->GetNumberOfComponents() != 1)
   {
@@ -429,7 +446,7 @@ Extract(int argc, char * argv[])
     auto filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
     filter->SetThreshold(threshold);
     const auto model = RunNetworkFilter(
-      filter, image, LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student), device, threads);
+      filter.GetPointer(), image, LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student), device, threads);
     const auto * mask = filter->GetMaskOutput();
     std::size_t  brainVoxels = 0;
     for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
@@ -462,8 +479,11 @@ Extract(int argc, char * argv[])
   if (!teacherFile.empty())
   {
     auto filter = itk::KDTeacherImageFilter<ImageType, ImageType>::New();
-    RunNetworkFilter(
-      filter, image, LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher), device, threads);
+    RunNetworkFilter(filter.GetPointer(),
+                     image,
+                     LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher),
+                     device,
+                     threads);
     WriteAtomically(filter->GetOutput(), teacherFile);
     written.push_back("teacher brain " + teacherFile);
   }
@@ -472,6 +492,125 @@ Extract(int argc, char * argv[])
     std::cout << "wrote " << line << std::endl;
   }
   std::cout << "seconds: " << std::chrono::duration<double>(Clock::now() - start).count() << std::endl;
+  return 0;
+}
+
+/** The training options common to kdbet train and kdbet protocol; the
+ * width and the number of steps are read from the options named. */
+itk::KDBrainExtractionTrainer::Options
+TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std::string & widthOption,
+                const std::string & stepsOption)
+{
+  itk::KDBrainExtractionTrainer::Options options;
+  const bool                             teacher = role == ModelType::RoleEnum::Teacher;
+  options.Role = role;
+  options.NetworkArchitecture.Depth = arguments.GetCount("--depth", 3);
+  options.NetworkArchitecture.BaseWidth = arguments.GetCount(widthOption, teacher ? 16 : 8);
+  options.NetworkArchitecture.Normalization = arguments.Get("--norm", "batch");
+  options.NetworkArchitecture.Dropout = arguments.GetNumber("--dropout", 0.0);
+  options.NetworkArchitecture.DeepSupervision = arguments.Has("--deep-supervision");
+  const double spacing = arguments.GetNumber("--spacing", 2.0);
+  if (!(spacing > 0))
+  {
+    throw UsageError("--spacing must be positive");
+  }
+  options.PreprocessingContract.WorkingSpacing = { { spacing, spacing, spacing } };
+  options.TeacherModelFile = arguments.Get("--teacher");
+  options.DistillationWeight = teacher ? 0.0 : arguments.GetNumber("--alpha", 0.3);
+  options.DistillationMode = arguments.Get("--distill", "image");
+  options.NumberOfSteps = arguments.GetCount(stepsOption, 1000);
+  options.BatchSize = arguments.GetCount("--batch", 4);
+  options.PatchSize = arguments.GetCount("--patch", 64);
+  options.LearningRate = arguments.GetNumber("--lr", 1e-3);
+  options.WeightDecay = arguments.GetNumber("--weight-decay", 1e-5);
+  options.Augment = !arguments.Has("--no-augment");
+  options.Seed = arguments.GetCount("--seed", 1);
+  options.Device = arguments.Get("--device", "auto");
+  options.NumberOfThreads = arguments.GetCount("--threads", 0);
+  options.CheckpointFile = arguments.Get("--checkpoint");
+  options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
+  options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
+  options.LogFile = arguments.Get("--log");
+  return options;
+}
+
+const char * ProtocolHelp = R"(Usage: kdbet protocol --manifest CSV --output-dir DIR [options]
+
+The paper's evaluation: --splits random subject-level splits (--train-fraction of
+the subjects for training, the rest held out). Per split: a teacher, the plain
+UNet++ (a = 0), and two students distilled with weight --alpha, from the
+teacher's image (the paper) and from its soft brain mask. Held-out Dice,
+sensitivity, specificity, HD95 (students) and MAE, PSNR, SSIM (teacher) go to
+DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
+
+  --splits N              number of splits (default 5)
+  --train-fraction F      training share of the subjects (default 0.8)
+  --teacher-steps N       teacher training steps (default 1000)
+  --student-steps N       student training steps (default 1000)
+  --teacher-width N       teacher base width (default 16)
+  --student-width N       student base width (default 8)
+  --alpha A               distillation weight of the distilled students (default 0.3)
+  and the training options of kdbet train: --depth --norm --dropout --deep-supervision
+  --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
+  --checkpoint-every --time-limit (per model)
+)";
+
+int
+Protocol(int argc, char * argv[])
+{
+  const Arguments arguments(argc, argv, { "--help", "--deep-supervision", "--no-augment" }, { { "-h", "--help" } });
+  if (arguments.Has("--help"))
+  {
+    std::cout << ProtocolHelp;
+    return 0;
+  }
+  arguments.RejectUnknown({ "--manifest",
+                            "--output-dir",
+                            "--splits",
+                            "--train-fraction",
+                            "--teacher-steps",
+                            "--student-steps",
+                            "--teacher-width",
+                            "--student-width",
+                            "--alpha",
+                            "--depth",
+                            "--norm",
+                            "--dropout",
+                            "--deep-supervision",
+                            "--spacing",
+                            "--batch",
+                            "--patch",
+                            "--lr",
+                            "--weight-decay",
+                            "--no-augment",
+                            "--seed",
+                            "--device",
+                            "--threads",
+                            "--checkpoint-every",
+                            "--time-limit" });
+  if (!arguments.Has("--manifest") || !arguments.Has("--output-dir"))
+  {
+    throw UsageError("--manifest and --output-dir are required (see kdbet protocol --help)");
+  }
+  itk::KDBrainExtractionEvaluationProtocol::Options options;
+  options.Teacher = TrainingOptions(arguments, ModelType::RoleEnum::Teacher, "--teacher-width", "--teacher-steps");
+  options.Student = TrainingOptions(arguments, ModelType::RoleEnum::Student, "--student-width", "--student-steps");
+  const double alpha = arguments.GetNumber("--alpha", 0.3);
+  for (auto & variant : options.Variants)
+  {
+    variant.DistillationWeight = variant.DistillationWeight > 0.0 ? alpha : 0.0;
+  }
+  options.NumberOfSplits = arguments.GetCount("--splits", 5);
+  options.TrainingFraction = arguments.GetNumber("--train-fraction", 0.8);
+  options.Seed = arguments.GetCount("--seed", 1);
+  options.OutputDirectory = arguments.Get("--output-dir");
+  const auto        cases = itk::KDBrainExtractionTrainer::ReadManifest(arguments.Get("--manifest"));
+  const std::string report = itk::KDBrainExtractionEvaluationProtocol::Run(cases, options, std::cerr);
+  if (report.empty())
+  {
+    return 3;
+  }
+  std::cout << "wrote " << report << std::endl;
   return 0;
 }
 
@@ -588,44 +727,13 @@ Train(int argc, char * argv[], const std::string & commandLine)
   {
     throw UsageError("--manifest and --output are required (see kdbet train --help)");
   }
-  itk::KDBrainExtractionTrainer::Options options;
-  const std::string                      role = arguments.Get("--role", "student");
+  const std::string role = arguments.Get("--role", "student");
   if (role != "teacher" && role != "student")
   {
     throw UsageError("--role must be teacher or student");
   }
-  options.Role = role == "teacher" ? ModelType::RoleEnum::Teacher : ModelType::RoleEnum::Student;
-  options.NetworkArchitecture.Depth = arguments.GetCount("--depth", 3);
-  options.NetworkArchitecture.BaseWidth = arguments.GetCount("--width", role == "teacher" ? 16 : 8);
-  options.NetworkArchitecture.Normalization = arguments.Get("--norm", "batch");
-  options.NetworkArchitecture.Dropout = arguments.GetNumber("--dropout", 0.0);
-  options.NetworkArchitecture.DeepSupervision = arguments.Has("--deep-supervision");
-  const double spacing = arguments.GetNumber("--spacing", 2.0);
-  if (!(spacing > 0))
-  {
-    throw UsageError("--spacing must be positive");
-  }
-  options.PreprocessingContract.WorkingSpacing = { { spacing, spacing, spacing } };
-  options.TeacherModelFile = arguments.Get("--teacher");
-  options.DistillationWeight = arguments.GetNumber("--alpha", options.Role == ModelType::RoleEnum::Student ? 0.3 : 0.0);
-  options.DistillationMode = arguments.Get("--distill", "image");
-  options.NumberOfSteps = arguments.GetCount("--steps", 1000);
-  options.BatchSize = arguments.GetCount("--batch", 4);
-  options.PatchSize = arguments.GetCount("--patch", 64);
-  options.LearningRate = arguments.GetNumber("--lr", 1e-3);
-  options.WeightDecay = arguments.GetNumber("--weight-decay", 1e-5);
-  options.Augment = !arguments.Has("--no-augment");
-  options.Seed = arguments.GetCount("--seed", 1);
-  options.Device = arguments.Get("--device", "auto");
-  options.NumberOfThreads = arguments.GetCount("--threads", 0);
-  options.CheckpointFile = arguments.Get("--checkpoint");
-  options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
-  options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
-  options.LogFile = arguments.Get("--log");
-  if (options.Role == ModelType::RoleEnum::Teacher)
-  {
-    options.DistillationWeight = 0.0;
-  }
+  auto options = TrainingOptions(
+    arguments, role == "teacher" ? ModelType::RoleEnum::Teacher : ModelType::RoleEnum::Student, "--width", "--steps");
   const std::string outputDirectory = itksys::SystemTools::GetFilenamePath(arguments.Get("--output"));
   if (!outputDirectory.empty() && !itksys::SystemTools::FileIsDirectory(outputDirectory))
   {
@@ -667,6 +775,100 @@ Train(int argc, char * argv[], const std::string & commandLine)
   return 0;
 }
 
+/** A mask read as 0/1 floats (any non-zero voxel is inside). */
+ImageType::Pointer
+ReadMaskAsBinary(const std::string & fileName)
+{
+  const auto image = ReadHeadImage(fileName);
+  float *    voxels = image->GetBufferPointer();
+  for (std::size_t i = 0; i < image->GetBufferedRegion().GetNumberOfPixels(); ++i)
+  {
+    voxels[i] = voxels[i] != 0.0f ? 1.0f : 0.0f;
+  }
+  return image;
+}
+
+int
+Evaluate(int argc, char * argv[])
+{
+  std::vector<std::string> files;
+  bool                     json = false;
+  for (int i = 0; i < argc; ++i)
+  {
+    const std::string argument = argv[i];
+    if (argument == "--help" || argument == "-h")
+    {
+      std::cout << "Usage: kdbet evaluate PREDICTED_MASK REFERENCE_MASK [--json]\n\n"
+                   "Dice, sensitivity, specificity, 95th-percentile Hausdorff distance (mm) and volumes (ml)\n"
+                   "of a mask against a reference on the same grid (any non-zero voxel is inside).\n";
+      return 0;
+    }
+    if (argument == "--json")
+    {
+      json = true;
+    }
+    else
+    {
+      files.push_back(argument);
+    }
+  }
+  if (files.size() != 2)
+  {
+    throw UsageError("evaluate needs a predicted and a reference mask (see kdbet evaluate --help)");
+  }
+  const auto predicted = ReadMaskAsBinary(files[0]);
+  const auto reference = ReadMaskAsBinary(files[1]);
+  auto       metric = itk::HybridLossMetric<ImageType>::New();
+  metric->SetPredictionImage(predicted);
+  metric->SetTargetImage(reference);
+  metric->SetDataRange(1.0);
+  metric->Update();
+  auto volume = [](const ImageType * mask) {
+    double voxels = 0;
+    for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
+    {
+      voxels += mask->GetBufferPointer()[i];
+    }
+    const auto & spacing = mask->GetSpacing();
+    return voxels * spacing[0] * spacing[1] * spacing[2] / 1000.0;
+  };
+  const std::vector<std::pair<std::string, double>> values{
+    { "dice", metric->GetDice() },
+    { "sensitivity", metric->GetSensitivity() },
+    { "specificity", metric->GetSpecificity() },
+    { "hd95_mm", metric->GetHausdorffDistance95() },
+    { "predicted_ml", volume(predicted) },
+    { "reference_ml", volume(reference) },
+  };
+  std::cout << std::setprecision(6);
+  if (json)
+  {
+    std::cout << "{\"predicted\":\"" << files[0] << "\",\"reference\":\"" << files[1] << "\"";
+    for (const auto & value : values)
+    {
+      // JSON has no infinity: an empty mask's HD95 is null.
+      std::cout << ",\"" << value.first << "\":";
+      if (std::isfinite(value.second))
+      {
+        std::cout << value.second;
+      }
+      else
+      {
+        std::cout << "null";
+      }
+    }
+    std::cout << "}" << std::endl;
+  }
+  else
+  {
+    for (const auto & value : values)
+    {
+      std::cout << value.first << ": " << value.second << "\n";
+    }
+  }
+  return 0;
+}
+
 int
 Info(int argc, char * argv[])
 {
@@ -704,6 +906,8 @@ Brain extraction (skull stripping) of 3D head MRI with knowledge-distilled UNet+
 Commands:
   extract   brain mask and brain-only image of a head volume (kdbet extract --help)
   train     train a teacher or student model (kdbet train --help)
+  protocol  the paper's evaluation: repeated splits, teacher, baseline and KD students (kdbet protocol --help)
+  evaluate  Dice, sensitivity, specificity, HD95 of a mask against a reference
   info      describe a model file
   --version print the version
 )";
@@ -738,6 +942,14 @@ main(int argc, char * argv[])
     if (command == "train")
     {
       return Train(argc - 2, argv + 2, commandLine);
+    }
+    if (command == "protocol")
+    {
+      return Protocol(argc - 2, argv + 2);
+    }
+    if (command == "evaluate")
+    {
+      return Evaluate(argc - 2, argv + 2);
     }
     if (command == "info")
     {

@@ -82,11 +82,11 @@ KDBrainExtractionSoftDice(const torch::Tensor & prediction, const torch::Tensor 
 
 HybridLossTerms
 KDBrainExtractionHybridLoss(const torch::Tensor & prediction, const torch::Tensor & target,
-                            const HybridLossWeights & weights, double dataRange)
+                            const HybridLossWeights & weights, double dataRange, double ssimSigma)
 {
   HybridLossTerms terms;
   terms.MeanSquaredError = KDBrainExtractionMeanSquaredError(prediction, target);
-  terms.StructuralSimilarity = KDBrainExtractionStructuralSimilarity(prediction, target, 1.5, dataRange);
+  terms.StructuralSimilarity = KDBrainExtractionStructuralSimilarity(prediction, target, ssimSigma, dataRange);
   terms.Dice = KDBrainExtractionSoftDice(prediction, target);
   terms.Loss = weights.MeanSquaredError * terms.MeanSquaredError +
                weights.StructuralDissimilarity * (1.0 - terms.StructuralSimilarity) +

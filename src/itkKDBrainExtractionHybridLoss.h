@@ -59,7 +59,8 @@ KDBrainExtractionSoftDice(const torch::Tensor & prediction, const torch::Tensor 
 /** L = w1 MSE + w2 (1 - SSIM) + w3 (1 - Dice). */
 HybridLossTerms
 KDBrainExtractionHybridLoss(const torch::Tensor & prediction, const torch::Tensor & target,
-                            const HybridLossWeights & weights = HybridLossWeights(), double dataRange = 1.0);
+                            const HybridLossWeights & weights = HybridLossWeights(), double dataRange = 1.0,
+                            double ssimSigma = 1.5);
 } // end namespace itk
 
 #endif // itkKDBrainExtractionHybridLoss_h

@@ -19,11 +19,13 @@
 #include "itkGTest.h"
 #include "itkImageFileWriter.h"
 #include "itkKDBrainExtractionTestUtilities.h"
+#include "itkKDBrainExtractionEvaluationProtocol.h"
 #include "itkKDBrainExtractionTrainer.h"
 #include "itksys/SystemTools.hxx"
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace
@@ -179,4 +181,47 @@ TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)
   options.DistillationWeight = 0.0;
   options.DistillationMode = "telepathy";
   EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+}
+
+TEST(KDBrainExtractionEvaluationProtocol, TinyEndToEndRunWritesTheReportAndResumes)
+{
+  const auto cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  itk::KDBrainExtractionEvaluationProtocol::Options options;
+  options.Teacher = TinyOptions(RoleEnum::Teacher);
+  options.Student = TinyOptions(RoleEnum::Student);
+  options.Teacher.NumberOfSteps = 2;
+  options.Student.NumberOfSteps = 2;
+  options.NumberOfSplits = 2;
+  options.TrainingFraction = 0.75;
+  options.OutputDirectory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-protocol";
+  itksys::SystemTools::RemoveADirectory(options.OutputDirectory);
+  std::ostringstream log;
+  const std::string  report = itk::KDBrainExtractionEvaluationProtocol::Run(cases, options, log);
+  ASSERT_FALSE(report.empty());
+
+  std::ifstream     markdownFile(report);
+  const std::string markdown((std::istreambuf_iterator<char>(markdownFile)), std::istreambuf_iterator<char>());
+  EXPECT_NE(markdown.find("| unetpp-baseline (a = 0) |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("| kd-image (a = 0.3, image) |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("| kd-soft-mask (a = 0.3, soft-mask) |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("| teacher |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("Highest mean Dice"), std::string::npos);
+
+  std::ifstream     jsonFile(options.OutputDirectory + "/report.json");
+  const std::string json((std::istreambuf_iterator<char>(jsonFile)), std::istreambuf_iterator<char>());
+  // 2 splits x 1 held-out subject x (teacher + 3 students).
+  std::size_t evaluations = 0;
+  for (auto at = json.find("\"split\": "); at != std::string::npos; at = json.find("\"split\": ", at + 1))
+  {
+    ++evaluations;
+  }
+  EXPECT_EQ(evaluations, 8u);
+  EXPECT_NE(json.find("\"dice\": {\"mean\": "), std::string::npos);
+  EXPECT_NE(json.find("\"psnr_db\": {\"mean\": "), std::string::npos);
+
+  // A second run reuses every trained model.
+  std::ostringstream again;
+  EXPECT_FALSE(itk::KDBrainExtractionEvaluationProtocol::Run(cases, options, again).empty());
+  EXPECT_EQ(again.str().find("Training "), std::string::npos) << again.str();
+  EXPECT_NE(again.str().find("Reusing "), std::string::npos);
 }
