@@ -10,7 +10,6 @@ itk_module(KDBrainExtraction
     ITKImageFilterBase
     ITKImageIntensity
     ITKImageGrid
-    ITKSmoothing
     ITKThresholding
     ITKConnectedComponents
     ITKLabelMap

@@ -75,7 +75,8 @@ public:
   static ImageType::Pointer
   MakeWorkingGrid(const GridType * input, const Contract & contract);
 
-  /** Linear resampling of \a input onto its working grid (zero outside). */
+  /** Linear resampling of \a input onto its working grid (zero outside), with
+   * no anti-aliasing: the shipped models are trained on unblurred data. */
   static ImageType::Pointer
   ResampleToWorkingGrid(const ImageType * input, const Contract & contract);
 

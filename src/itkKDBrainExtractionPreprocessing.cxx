@@ -24,7 +24,6 @@
 #include "itkLinearInterpolateImageFunction.h"
 #include "itkRelabelComponentImageFilter.h"
 #include "itkResampleImageFilter.h"
-#include "itkSmoothingRecursiveGaussianImageFilter.h"
 
 #include <algorithm>
 #include <cmath>
@@ -185,40 +184,10 @@ KDBrainExtractionPreprocessing::ImageType::Pointer
 KDBrainExtractionPreprocessing::ResampleToWorkingGrid(const ImageType * input, const Contract & contract)
 {
   const auto grid = MakeWorkingGrid(input, contract);
-
-  // Anti-aliasing where the input is finer than the working grid: a Gaussian
-  // whose width makes up the difference between the two voxel sizes.
-  ImageType::ConstPointer                                                     source = input;
-  SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::SigmaArrayType sigma;
-  bool                                                                        smooth = false;
-  const double                                                                workingVoxel =
-    std::cbrt(contract.WorkingSpacing[0] * contract.WorkingSpacing[1] * contract.WorkingSpacing[2]);
-  for (unsigned int d = 0; d < 3; ++d)
-  {
-    const double inputSpacing = input->GetSpacing()[d];
-    const double missing = workingVoxel * workingVoxel - inputSpacing * inputSpacing;
-    sigma[d] = missing > 0.0 ? std::sqrt(missing) / 2.3548 : 0.0;
-    // Below a third of a voxel the kernel does nothing useful.
-    if (sigma[d] < inputSpacing / 3.0)
-    {
-      sigma[d] = 0.0;
-    }
-    smooth = smooth || sigma[d] > 0.0;
-  }
-  if (smooth)
-  {
-    for (unsigned int d = 0; d < 3; ++d)
-    {
-      // The recursive filter needs a positive sigma on every axis.
-      sigma[d] = std::max(sigma[d], 1e-3 * input->GetSpacing()[d]);
-    }
-    auto smoother = SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
-    smoother->SetInput(input);
-    smoother->SetSigmaArray(sigma);
-    smoother->Update();
-    source = smoother->GetOutput();
-  }
-  return ResampleLinear<ImageType>(source.GetPointer(), grid.GetPointer(), 0.0);
+  // No anti-aliasing before downsampling: measured on IXI015 resampled to 1 mm,
+  // a Gaussian matched to the voxel sizes lowered the student's Dice from 0.946
+  // to 0.636, because the models are trained on unblurred 2 mm data.
+  return ResampleLinear<ImageType>(input, grid.GetPointer(), 0.0);
 }
 
 KDBrainExtractionPreprocessing::MaskImageType::Pointer

@@ -81,7 +81,7 @@ TEST(KDBrainExtractionPreprocessing, WorkingGridIsAxisAlignedAndCoversTheInput)
 TEST(KDBrainExtractionPreprocessing, ResamplingKeepsPhysicalPositionsOfObliqueAnisotropicInput)
 {
   // A linear function of the physical position survives linear resampling
-  // (and the anti-aliasing Gaussian) exactly, away from the borders.
+  // exactly, away from the borders.
   auto linear = [](const ImageType::PointType & p) {
     return static_cast<float>(3.0 + 0.5 * p[0] - 0.25 * p[1] + 0.1 * p[2]);
   };
@@ -98,7 +98,7 @@ TEST(KDBrainExtractionPreprocessing, ResamplingKeepsPhysicalPositionsOfObliqueAn
     itk::ContinuousIndex<double, 3> inInput;
     image->TransformPhysicalPointToContinuousIndex(point, inInput);
     const auto size = image->GetLargestPossibleRegion().GetSize();
-    // Far enough from the input's borders for the smoothing kernel.
+    // Inside the input, away from its borders.
     if (inInput[0] > 6 && inInput[0] < size[0] - 7 && inInput[1] > 4 && inInput[1] < size[1] - 5 && inInput[2] > 2 &&
         inInput[2] < size[2] - 3)
     {
