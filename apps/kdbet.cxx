@@ -39,6 +39,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 #ifndef KDBrainExtraction_VERSION
@@ -141,6 +142,14 @@ public:
 private:
   std::map<std::string, std::string> m_Values;
 };
+
+/** All cores: LibTorch's own default here is one thread (measured: a 2 mm
+ * head took 13.6 s with 1 thread, 8.8 s with 2 on a 2-core machine). */
+unsigned int
+DefaultNumberOfThreads()
+{
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 /** Reads a scalar 3D image as float, refusing what brain extraction cannot
  * use with a message that names the file and the problem. */
@@ -435,7 +444,7 @@ Extract(int argc, char * argv[])
     }
   }
   const std::string  device = arguments.Get("--device", "auto");
-  const unsigned int threads = arguments.GetCount("--threads", 0);
+  const unsigned int threads = arguments.GetCount("--threads", DefaultNumberOfThreads());
 
   const auto               start = Clock::now();
   const auto               image = ReadHeadImage(input);
@@ -526,7 +535,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   options.Augment = !arguments.Has("--no-augment");
   options.Seed = arguments.GetCount("--seed", 1);
   options.Device = arguments.Get("--device", "auto");
-  options.NumberOfThreads = arguments.GetCount("--threads", 0);
+  options.NumberOfThreads = arguments.GetCount("--threads", DefaultNumberOfThreads());
   options.CheckpointFile = arguments.Get("--checkpoint");
   options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
   options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
