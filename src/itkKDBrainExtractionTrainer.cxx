@@ -40,12 +40,16 @@ using ImageType = KDBrainExtractionPreprocessing::ImageType;
 using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
 using Clock = std::chrono::steady_clock;
 
-/** A case on its working grid: [1, z, y, x] tensors. */
+/** A case on its working grid: [1, z, y, x] tensors, and the bounding box
+ * (z, y, x; inclusive) of its brain, which patch sampling draws centres from. */
 struct WorkingCase
 {
-  std::string   Subject;
-  torch::Tensor Image;
-  torch::Tensor Mask;
+  std::string            Subject;
+  torch::Tensor          Image;
+  torch::Tensor          Mask;
+  bool                   HasBrain{ false };
+  std::array<int64_t, 3> BrainLow{ { 0, 0, 0 } };
+  std::array<int64_t, 3> BrainHigh{ { 0, 0, 0 } };
 };
 
 template <typename TImage>
@@ -94,6 +98,13 @@ LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPre
               workingMask->GetBufferedRegion().GetNumberOfPixels(),
               castMask->GetBufferPointer());
   result.Mask = ImageToTensor(castMask);
+  const auto brain = torch::nonzero(result.Mask[0]);
+  result.HasBrain = brain.size(0) > 0;
+  for (int axis = 0; axis < 3 && result.HasBrain; ++axis)
+  {
+    result.BrainLow[axis] = brain.select(1, axis).min().item<int64_t>();
+    result.BrainHigh[axis] = brain.select(1, axis).max().item<int64_t>();
+  }
   return result;
 }
 
@@ -141,7 +152,6 @@ std::array<int64_t, 3>
 ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & generator)
 {
   std::array<int64_t, 3> start{ 0, 0, 0 };
-  const auto             brain = torch::nonzero(item.Mask[0]);
   for (int axis = 0; axis < 3; ++axis)
   {
     const int64_t extent = item.Image.size(axis + 1);
@@ -150,11 +160,9 @@ ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & gene
       continue;
     }
     int64_t centre = 0;
-    if (brain.size(0) > 0 && Uniform(generator, 0, 1) < 0.8)
+    if (item.HasBrain && Uniform(generator, 0, 1) < 0.8)
     {
-      const int64_t low = brain.select(1, axis).min().item<int64_t>();
-      const int64_t high = brain.select(1, axis).max().item<int64_t>();
-      centre = std::uniform_int_distribution<int64_t>(low, high)(generator);
+      centre = std::uniform_int_distribution<int64_t>(item.BrainLow[axis], item.BrainHigh[axis])(generator);
     }
     else
     {
