@@ -16,493 +16,33 @@
  *
  *=========================================================================*/
 // kdbet: brain extraction from the command line with the module's filters.
+// This file: the command dispatch, train, protocol, evaluate and info;
+// extraction is in kdbetExtract.cxx, what the commands share in kdbetCommon.
 
-#include "itkCommand.h"
 #include "itkHybridLossMetric.h"
-#include "itkImageFileReader.h"
-#include "itkImageFileWriter.h"
-#include "itkImageIOFactory.h"
 #include "itkKDBrainExtractionEvaluationProtocol.h"
 #include "itkKDBrainExtractionTrainer.h"
-#include "itkKDStudentMaskFilter.h"
-#include "itkKDTeacherImageFilter.h"
-#include "itksys/SystemTools.hxx"
+#include "kdbetCommon.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <fstream>
-#include <functional>
 #include <iomanip>
 #include <iostream>
-#include <map>
-#include <set>
-#include <sstream>
-#include <thread>
-#include <unistd.h>
 
 #ifndef KDBrainExtraction_VERSION
 #  define KDBrainExtraction_VERSION "unknown"
 #endif
 
+namespace kdbet
+{
+int
+Extract(int argc, char * argv[]);
+}
+
 namespace
 {
-using ImageType = itk::KDBrainExtractionPreprocessing::ImageType;
-using MaskImageType = itk::KDBrainExtractionPreprocessing::MaskImageType;
-using ModelType = itk::KDBrainExtractionTorchModel;
-using Clock = std::chrono::steady_clock;
-
-/** A user error: printed as one line, exit code 2. */
-struct UsageError : std::runtime_error
-{
-  using std::runtime_error::runtime_error;
-};
-
-/** --name value and --flag arguments after the subcommand. */
-class Arguments
-{
-public:
-  Arguments(int argc, char * argv[], const std::set<std::string> & flags,
-            const std::map<std::string, std::string> & aliases)
-  {
-    for (int i = 0; i < argc; ++i)
-    {
-      std::string name = argv[i];
-      const auto  alias = aliases.find(name);
-      if (alias != aliases.end())
-      {
-        name = alias->second;
-      }
-      if (name.rfind("--", 0) != 0)
-      {
-        throw UsageError("unexpected argument '" + name + "'");
-      }
-      if (flags.count(name))
-      {
-        m_Values[name] = "1";
-        continue;
-      }
-      if (i + 1 >= argc)
-      {
-        throw UsageError("option " + name + " needs a value");
-      }
-      m_Values[name] = argv[++i];
-    }
-  }
-  bool
-  Has(const std::string & name) const
-  {
-    return m_Values.count(name) > 0;
-  }
-  std::string
-  Get(const std::string & name, const std::string & fallback = std::string()) const
-  {
-    const auto found = m_Values.find(name);
-    return found == m_Values.end() ? fallback : found->second;
-  }
-  double
-  GetNumber(const std::string & name, double fallback) const
-  {
-    if (!Has(name))
-    {
-      return fallback;
-    }
-    std::istringstream text(Get(name));
-    double             value = 0;
-    text >> value;
-    if (text.fail() || !text.eof())
-    {
-      throw UsageError("option " + name + " needs a number, got '" + Get(name) + "'");
-    }
-    return value;
-  }
-  unsigned int
-  GetCount(const std::string & name, unsigned int fallback) const
-  {
-    const double value = GetNumber(name, fallback);
-    if (value < 0 || value != static_cast<unsigned int>(value))
-    {
-      throw UsageError("option " + name + " needs a non-negative integer, got '" + Get(name) + "'");
-    }
-    return static_cast<unsigned int>(value);
-  }
-  void
-  RejectUnknown(const std::set<std::string> & known) const
-  {
-    for (const auto & entry : m_Values)
-    {
-      if (!known.count(entry.first))
-      {
-        throw UsageError("unknown option " + entry.first);
-      }
-    }
-  }
-
-private:
-  std::map<std::string, std::string> m_Values;
-};
-
-/** All cores: LibTorch's own default here is one thread (measured: a 2 mm
- * head took 13.6 s with 1 thread, 8.8 s with 2 on a 2-core machine). */
-unsigned int
-DefaultNumberOfThreads()
-{
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-/** Reads a scalar 3D image as float, refusing what brain extraction cannot
- * use with a message that names the file and the problem. */
-ImageType::Pointer
-ReadHeadImage(const std::string & fileName)
-{
-  if (!itksys::SystemTools::FileExists(fileName, true))
-  {
-    itkGenericExceptionMacro(<< fileName << ": no such file");
-  }
-  auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
-  if (io.IsNull())
-  {
-    itkGenericExceptionMacro(<< fileName << ": not an image in a format ITK can read");
-  }
-  io->SetFileName(fileName);
-  try
-  {
-    io->ReadImageInformation();
-  }
-  catch (const itk::ExceptionObject & error)
-  {
-    itkGenericExceptionMacro(<< fileName << ": unreadable image header (" << error.GetDescription() << ")");
-  }
-  unsigned int dimensions = io->GetNumberOfDimensions();
-  // Trailing axes of size 1 (a 4D file holding one volume) are harmless.
-  while (dimensions > 3 && io->GetDimensions(dimensions - 1) == 1)
-  {
-    --dimensions;
-  }
-  if (dimensions < 3 || (dimensions == 3 && io->GetDimensions(2) == 1))
-  {
-    itkGenericExceptionMacro(<< fileName << ": a 2D image; brain extraction needs a 3D volume");
-  }
-  if (dimensions > 3)
-  {
-    itkGenericExceptionMacro(<< fileName << ": a " << dimensions << "D image with " << io->GetDimensions(3)
-                             << " volumes; extract one 3D volume first");
-  }
-  // Refuse absurd headers before allocating their voxels: 1024^3 voxels
-  // (4 GiB as float) is far beyond any head scan.
-  double numberOfVoxels = 1.0;
-  for (unsigned int d = 0; d < 3; ++d)
-  {
-    numberOfVoxels *= static_cast<double>(io->GetDimensions(d));
-  }
-  if (numberOfVoxels > 1024.0 * 1024.0 * 1024.0)
-  {
-    itkGenericExceptionMacro(<< fileName << ": the header claims " << io->GetDimensions(0) << "x"
-                             << io->GetDimensions(1) << "x" << io->GetDimensions(2)
-                             << " voxels, too many for a head volume");
-  }
-  if (io->GetNumberOfComponents() != 1)
-  {
-    itkGenericExceptionMacro(<< fileName << ": " << io->GetNumberOfComponents()
-                             << " components per voxel (vector or RGB); a scalar image is needed");
-  }
-  auto reader = itk::ImageFileReader<ImageType>::New();
-  reader->SetFileName(fileName);
-  try
-  {
-    reader->Update();
-  }
-  catch (const itk::ExceptionObject & error)
-  {
-    std::string message = error.GetDescription();
-    message = message.substr(0, message.find('\n'));
-    itkGenericExceptionMacro(<< fileName << ": cannot read the voxels (truncated or corrupt file: " << message << ")");
-  }
-  ImageType::Pointer image = reader->GetOutput();
-  itk::KDBrainExtractionPreprocessing::VerifyImage(image, fileName);
-  return image;
-}
-
-/** The extension of an image file name, double ones (.nii.gz) included. */
-std::string
-ImageExtension(const std::string & fileName)
-{
-  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
-  for (const char * twoPart : { ".nii.gz", ".nrrd.gz", ".mha.gz" })
-  {
-    const std::string ending = twoPart;
-    if (name.size() > ending.size() && name.compare(name.size() - ending.size(), ending.size(), ending) == 0)
-    {
-      return ending;
-    }
-  }
-  return itksys::SystemTools::GetFilenameLastExtension(name);
-}
-
-/** Fails early, before any work, if \a fileName cannot be written. */
-void
-CheckWritable(const std::string & fileName)
-{
-  std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
-  if (directory.empty())
-  {
-    directory = ".";
-  }
-  if (!itksys::SystemTools::FileIsDirectory(directory))
-  {
-    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " does not exist");
-  }
-  if (::access(directory.c_str(), W_OK) != 0)
-  {
-    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " is not writable");
-  }
-  auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::WriteMode);
-  if (io.IsNull())
-  {
-    itkGenericExceptionMacro(<< fileName << ": no image format for the extension '" << ImageExtension(fileName) << "'");
-  }
-}
-
-/** Writes through a temporary name in the same folder and renames on
- * success, so that no partial output is ever left under the final name. */
-template <typename TImage>
-void
-WriteAtomically(const TImage * image, const std::string & fileName)
-{
-  std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string extension = ImageExtension(fileName);
-  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
-  const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
-                                name.substr(0, name.size() - extension.size()) + ".kdbet-" +
-                                std::to_string(::getpid()) + extension;
-  auto writer = itk::ImageFileWriter<TImage>::New();
-  writer->SetInput(image);
-  writer->SetFileName(temporary);
-  writer->UseCompressionOn();
-  try
-  {
-    writer->Update();
-  }
-  catch (const itk::ExceptionObject & error)
-  {
-    std::remove(temporary.c_str());
-    itkGenericExceptionMacro(<< fileName << ": cannot write (" << error.GetDescription() << ")");
-  }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    std::remove(temporary.c_str());
-    itkGenericExceptionMacro(<< fileName << ": cannot move the written file into place");
-  }
-}
-
-/** A progress bar on a terminal, nothing otherwise. */
-void
-ShowProgress(itk::ProcessObject * filter, const char * label)
-{
-  if (!isatty(STDERR_FILENO))
-  {
-    return;
-  }
-  auto observer = itk::CStyleCommand::New();
-  observer->SetCallback([](itk::Object * caller, const itk::EventObject &, void * clientData) {
-    const auto * process = static_cast<itk::ProcessObject *>(caller);
-    const int    width = 30;
-    const int    filled = static_cast<int>(width * process->GetProgress());
-    std::fprintf(stderr,
-                 "\r%s [%s%s] %3d%%",
-                 static_cast<const char *>(clientData),
-                 std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(),
-                 static_cast<int>(100 * process->GetProgress()));
-    std::fflush(stderr);
-  });
-  observer->SetClientData(const_cast<char *>(label));
-  filter->AddObserver(itk::ProgressEvent(), observer);
-}
-
-ModelType::Pointer
-LoadModel(const std::string & fileName, ModelType::RoleEnum role)
-{
-  const std::string path = fileName.empty() ? ModelType::FindDefaultModelFile(role) : fileName;
-  if (path.empty())
-  {
-    itkGenericExceptionMacro(<< "no default " << ModelType::RoleToString(role)
-                             << " model was found (set KDBET_MODEL_DIR or pass --model)");
-  }
-  auto model = ModelType::New();
-  model->Load(path);
-  if (model->GetRole() != role)
-  {
-    itkGenericExceptionMacro(<< path << ": a " << ModelType::RoleToString(model->GetRole()) << " model, but a "
-                             << ModelType::RoleToString(role) << " model is needed here");
-  }
-  return model;
-}
-
-/** Runs a teacher or student filter on \a image with \a model, a progress
- * bar on a terminal. Returns the model, for reporting its device. */
-template <typename TFilter>
-ModelType::Pointer
-RunNetworkFilter(TFilter * filter, const ImageType * image, const ModelType::Pointer & model,
-                 const std::string & device, unsigned int threads)
-{
-  filter->SetInput(image);
-  filter->SetModel(model);
-  filter->SetDevice(device);
-  filter->SetNumberOfTorchThreads(threads);
-  ShowProgress(filter, model->GetRole() == ModelType::RoleEnum::Teacher ? "teacher" : "student");
-  filter->Update();
-  if (isatty(STDERR_FILENO))
-  {
-    std::cerr << std::endl;
-  }
-  return model;
-}
-
-const char * ExtractHelp = R"(Usage: kdbet extract -i IN [-o BRAIN_OUT] [-m MASK_OUT] [-p PROB_OUT] [options]
-
-Skull stripping of a 3D head MRI (T1w; T2w and PDw once a model trained for
-them is given) with the distilled student UNet++. Outputs lie on the input's
-grid: the mask as uint8 0/1, the probability as float, the brain as the input
-with everything outside the mask set to 0. The format follows the extension
-(.nii.gz, .nii, .nrrd, .mha, ...). Without -o/-m/-p, writes NAME_brain.nii.gz and
-NAME_mask.nii.gz in the current folder.
-
-  -i, --input FILE         head volume (any scalar 3D image ITK reads)
-  -o, --brain FILE         brain-only image (input masked)
-  -m, --mask FILE          brain mask (uint8, 0/1)
-  -p, --probability FILE   brain probability (float, 0..1)
-  -g, --teacher-brain FILE brain-only image predicted by the teacher network
-      --model FILE         student model (default: the shipped student, below)
-      --teacher-model FILE teacher model for -g (default: the shipped teacher)
-      --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
-      --threads N          CPU threads for the network (default: all cores)
-      --threshold T        brain probability threshold (default 0.5)
-  -h, --help               this text
-
-Default models: Data/Models/kdbet_student.kdbm and kdbet_teacher.kdbm, found
-through $KDBET_MODEL_DIR, the install tree or the source tree. The models
-shipped now are small interim models trained by this project's own trainer
-(`kdbet train`) on the shared IXI T1w data for a short CPU run, not the final
-accuracy-tuned defaults; `kdbet info` shows how each was made.
-)";
-
-int
-Extract(int argc, char * argv[])
-{
-  const Arguments arguments(argc,
-                            argv,
-                            { "--help" },
-                            { { "-i", "--input" },
-                              { "-o", "--brain" },
-                              { "-m", "--mask" },
-                              { "-p", "--probability" },
-                              { "-g", "--teacher-brain" },
-                              { "-h", "--help" } });
-  if (arguments.Has("--help"))
-  {
-    std::cout << ExtractHelp;
-    return 0;
-  }
-  arguments.RejectUnknown({ "--input",
-                            "--brain",
-                            "--mask",
-                            "--probability",
-                            "--teacher-brain",
-                            "--model",
-                            "--teacher-model",
-                            "--device",
-                            "--threads",
-                            "--threshold" });
-  const std::string input = arguments.Get("--input");
-  if (input.empty())
-  {
-    throw UsageError("no input: use -i FILE (see kdbet extract --help)");
-  }
-  std::string       brainFile = arguments.Get("--brain");
-  std::string       maskFile = arguments.Get("--mask");
-  const std::string probabilityFile = arguments.Get("--probability");
-  const std::string teacherFile = arguments.Get("--teacher-brain");
-  if (brainFile.empty() && maskFile.empty() && probabilityFile.empty() && teacherFile.empty())
-  {
-    std::string stem = itksys::SystemTools::GetFilenameName(input);
-    stem = stem.substr(0, stem.size() - ImageExtension(input).size());
-    brainFile = stem + "_brain.nii.gz";
-    maskFile = stem + "_mask.nii.gz";
-  }
-  const double threshold = arguments.GetNumber("--threshold", 0.5);
-  if (!(threshold > 0.0 && threshold < 1.0))
-  {
-    throw UsageError("--threshold must be between 0 and 1");
-  }
-  for (const auto & file : { brainFile, maskFile, probabilityFile, teacherFile })
-  {
-    if (!file.empty())
-    {
-      CheckWritable(file);
-    }
-  }
-  const std::string  device = arguments.Get("--device", "auto");
-  const unsigned int threads = arguments.GetCount("--threads", DefaultNumberOfThreads());
-
-  const auto               start = Clock::now();
-  const auto               image = ReadHeadImage(input);
-  const bool               needStudent = !(brainFile.empty() && maskFile.empty() && probabilityFile.empty());
-  std::vector<std::string> written;
-  if (needStudent)
-  {
-    auto filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
-    filter->SetThreshold(threshold);
-    const auto model = RunNetworkFilter(
-      filter.GetPointer(), image, LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student), device, threads);
-    const auto * mask = filter->GetMaskOutput();
-    std::size_t  brainVoxels = 0;
-    for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
-    {
-      brainVoxels += mask->GetBufferPointer()[i];
-    }
-    const auto & spacing = image->GetSpacing();
-    const double brainMillilitres = brainVoxels * spacing[0] * spacing[1] * spacing[2] / 1000.0;
-    if (brainVoxels == 0)
-    {
-      std::cerr << "kdbet: warning: " << input << ": no brain found (the mask is empty)" << std::endl;
-    }
-    if (!maskFile.empty())
-    {
-      WriteAtomically(filter->GetMaskOutput(), maskFile);
-      written.push_back("mask " + maskFile);
-    }
-    if (!probabilityFile.empty())
-    {
-      WriteAtomically(filter->GetProbabilityOutput(), probabilityFile);
-      written.push_back("probability " + probabilityFile);
-    }
-    if (!brainFile.empty())
-    {
-      WriteAtomically(filter->GetMaskedOutput(), brainFile);
-      written.push_back("brain " + brainFile);
-    }
-    std::cout << "brain volume: " << brainMillilitres << " ml (device " << model->GetDevice() << ")" << std::endl;
-  }
-  if (!teacherFile.empty())
-  {
-    auto filter = itk::KDTeacherImageFilter<ImageType, ImageType>::New();
-    RunNetworkFilter(filter.GetPointer(),
-                     image,
-                     LoadModel(arguments.Get("--teacher-model"), ModelType::RoleEnum::Teacher),
-                     device,
-                     threads);
-    WriteAtomically(filter->GetOutput(), teacherFile);
-    written.push_back("teacher brain " + teacherFile);
-  }
-  for (const auto & line : written)
-  {
-    std::cout << "wrote " << line << std::endl;
-  }
-  std::cout << "seconds: " << std::chrono::duration<double>(Clock::now() - start).count() << std::endl;
-  return 0;
-}
+using namespace kdbet;
 
 /** The training options common to kdbet train and kdbet protocol; the
  * width and the number of steps are read from the options named. */
@@ -784,18 +324,6 @@ Train(int argc, char * argv[], const std::string & commandLine)
   return 0;
 }
 
-/** A mask read as 0/1 floats (any non-zero voxel is inside). */
-ImageType::Pointer
-ReadMaskAsBinary(const std::string & fileName)
-{
-  const auto image = ReadHeadImage(fileName);
-  float *    voxels = image->GetBufferPointer();
-  for (std::size_t i = 0; i < image->GetBufferedRegion().GetNumberOfPixels(); ++i)
-  {
-    voxels[i] = voxels[i] != 0.0f ? 1.0f : 0.0f;
-  }
-  return image;
-}
 
 int
 Evaluate(int argc, char * argv[])
@@ -930,6 +458,7 @@ main(int argc, char * argv[])
     std::cout << MainHelp;
     return argc < 2 ? 2 : 0;
   }
+  itk::KDBrainExtractionTorchModel::RetainFreedMemory();
   const std::string command = argv[1];
   std::string       commandLine = "kdbet";
   for (int i = 1; i < argc; ++i)
@@ -946,7 +475,7 @@ main(int argc, char * argv[])
     }
     if (command == "extract")
     {
-      return Extract(argc - 2, argv + 2);
+      return kdbet::Extract(argc - 2, argv + 2);
     }
     if (command == "train")
     {
@@ -966,16 +495,14 @@ main(int argc, char * argv[])
     }
     throw UsageError("unknown command '" + command + "' (see kdbet --help)");
   }
-  catch (const UsageError & error)
+  catch (const kdbet::UsageError & error)
   {
     std::cerr << "kdbet: error: " << error.what() << std::endl;
     return 2;
   }
   catch (const itk::ExceptionObject & error)
   {
-    std::string message = error.GetDescription();
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    std::cerr << "kdbet: error: " << message << std::endl;
+    std::cerr << "kdbet: error: " << kdbet::DescribeError(error) << std::endl;
     return 1;
   }
   catch (const std::exception & error)

@@ -136,6 +136,15 @@ public:
   static unsigned int
   GetNumberOfThreads();
 
+  /** Process-wide: keep memory freed by the C library's malloc in the process
+   * instead of returning it to the system. LibTorch's CPU tensors are plain
+   * malloc blocks, so each layer's 10-100 MB activations are otherwise mapped
+   * and page-faulted in afresh; on virtual machines that made inference 3x and
+   * training 2x slower. Applications (kdbet, the Python module) call it once at
+   * start; a library leaves it to its application. No effect outside glibc. */
+  static void
+  RetainFreedMemory();
+
   /** Run the network on a normalised working volume of \a size (x, y, z; x
    * fastest in memory) and write its output, of the same size, to \a output:
    * the brain probability for a student, the normalised brain-only image for
@@ -144,6 +153,17 @@ public:
   void
   Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
           const ProgressCallback & progress = nullptr) const;
+
+  /** Wall-clock seconds of the stages of the last ApplyToImage() (of any
+   * thread, when several threads share the model). */
+  struct StageTimes
+  {
+    double Preprocessing{ 0.0 }; // verify, resample to the working grid, normalise
+    double Network{ 0.0 };       // crop to the head, network, sigmoid
+    double MapBack{ 0.0 };       // resample the output onto the input's grid
+  };
+  StageTimes
+  GetLastStageTimes() const;
 
   /** The whole inference path on an image: verify it, map it to the working
    * grid, run the network, and resample the output linearly back onto the
@@ -172,6 +192,7 @@ protected:
 
 private:
   std::unique_ptr<Implementation> m_Implementation;
+  mutable StageTimes              m_LastStageTimes;
 };
 } // end namespace itk
 

@@ -173,7 +173,54 @@ ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & gene
   return start;
 }
 
-/** Flips, a small rotation and scaling, gamma, scale, bias field and noise. */
+/** Simulates a scan of lower resolution, resampled onto the working grid as
+ * inference does: a Gaussian slice profile along each axis, sampling at the
+ * coarser spacing, and linear interpolation back. Half of the time one axis is
+ * thick (up to 3x the working spacing: a 1x1x3 mm scan on a 2 mm grid, or 2D
+ * acquisitions), otherwise all axes are up to 1.6x coarser (partial volume and
+ * the blur of interpolating between grids that do not line up). */
+torch::Tensor
+DegradeResolution(const torch::Tensor & image, std::mt19937_64 & generator)
+{
+  namespace F = torch::nn::functional;
+  std::array<double, 3> factor{ { 1.0, 1.0, 1.0 } };
+  if (Uniform(generator, 0, 1) < 0.5)
+  {
+    factor[std::uniform_int_distribution<int>(0, 2)(generator)] = Uniform(generator, 1.2, 3.0);
+  }
+  else
+  {
+    const double common = Uniform(generator, 1.0, 1.6);
+    factor = { common, common, common };
+  }
+  torch::Tensor degraded = image;
+  std::vector<int64_t> lowSize;
+  for (int axis = 0; axis < 3; ++axis)
+  {
+    const int64_t extent = image.size(axis + 2);
+    // FWHM of the slice profile = the coarse spacing; sigma = FWHM / 2.355.
+    const double sigma = factor[axis] > 1.0 ? std::sqrt(factor[axis] * factor[axis] - 1.0) / 2.355 : 0.0;
+    if (sigma > 0.1)
+    {
+      const int64_t radius = std::min<int64_t>(static_cast<int64_t>(std::ceil(3 * sigma)), extent / 2 - 1);
+      const auto    offsets = torch::arange(-radius, radius + 1, torch::kFloat32);
+      auto          kernel = torch::exp(-0.5 * (offsets / sigma).pow(2));
+      kernel = kernel / kernel.sum();
+      std::vector<int64_t> shape{ 1, 1, 1, 1, 1 };
+      shape[axis + 2] = 2 * radius + 1;
+      std::vector<int64_t> padding{ 0, 0, 0, 0, 0, 0 };
+      padding[2 * (2 - axis)] = padding[2 * (2 - axis) + 1] = radius;
+      degraded = F::conv3d(F::pad(degraded, F::PadFuncOptions(padding).mode(torch::kReplicate)), kernel.view(shape));
+    }
+    lowSize.push_back(std::max<int64_t>(2, static_cast<int64_t>(std::lround(extent / factor[axis]))));
+  }
+  const auto trilinear = F::InterpolateFuncOptions().mode(torch::kTrilinear).align_corners(false);
+  degraded = F::interpolate(degraded, F::InterpolateFuncOptions(trilinear).size(lowSize));
+  return F::interpolate(degraded, F::InterpolateFuncOptions(trilinear).size(image.sizes().slice(2).vec()));
+}
+
+/** Flips, a small rotation and scaling, resolution loss, gamma, scale, bias
+ * field and noise. */
 void
 Augment(torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
 {
@@ -209,6 +256,10 @@ Augment(torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator
          grid,
          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false)) >= 0.5)
         .to(torch::kFloat32);
+  }
+  if (Uniform(generator, 0, 1) < 0.5)
+  {
+    image = DegradeResolution(image, generator);
   }
   // Intensity: gamma, global scale, a smooth multiplicative bias field, noise.
   image = image.clamp_min(0).pow(std::exp(Uniform(generator, std::log(0.7), std::log(1.5))));

@@ -70,6 +70,9 @@ public:
   }
 
 private:
+  torch::Tensor
+  ForwardBlock(torch::nn::Sequential & block, const torch::Tensor & input);
+
   std::vector<torch::Tensor>
   ForwardNodes(const torch::Tensor & input, const std::function<bool(double)> & stageDone, bool & aborted);
 

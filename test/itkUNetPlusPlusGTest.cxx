@@ -158,3 +158,35 @@ TEST(HybridLoss, GradientMatchesFiniteDifferences)
     EXPECT_NEAR(gradient.view(-1)[index].item<double>(), numeric, 1e-6 + 1e-4 * std::abs(numeric)) << "voxel " << index;
   }
 }
+
+// Inference folds batch normalisation into the convolutions and calls oneDNN
+// directly; it must compute what the modules compute.
+TEST(UNetPlusPlus, FoldedInferenceMatchesModules)
+{
+  for (const std::string normalization : { "batch", "instance", "none" })
+  {
+    itk::UNetPlusPlusOptions options;
+    options.Depth = 2;
+    options.BaseWidth = 4;
+    options.Normalization = normalization;
+    options.DeepSupervision = true;
+    torch::manual_seed(3);
+    itk::UNetPlusPlus network(options);
+    // Running statistics away from their initial values, so that folding matters.
+    network->train();
+    for (int step = 0; step < 3; ++step)
+    {
+      network->forward(torch::rand({ 2, 1, 12, 16, 20 }) * 3 + 1);
+    }
+    network->eval();
+    const torch::Tensor input = torch::rand({ 1, 1, 12, 16, 20 });
+    const torch::Tensor modules = network->forward(input); // autograd on: the modules' own path
+    torch::Tensor       folded;
+    {
+      torch::NoGradGuard noGrad;
+      folded = network->forward(input);
+    }
+    EXPECT_TRUE(torch::allclose(folded, modules.detach(), 1e-4, 1e-5))
+      << normalization << ": max difference " << (folded - modules).abs().max().item<double>();
+  }
+}
