@@ -22,6 +22,7 @@
 #include "itksys/SystemTools.hxx"
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 #if defined(__GLIBC__)
 #  include <malloc.h>
+#  include <sys/mman.h>
 #endif
 
 #ifndef KDBrainExtraction_INSTALL_MODEL_DIR
@@ -585,6 +587,23 @@ KDBrainExtractionTorchModel::RetainFreedMemory()
   // No mmap'd blocks (they are unmapped when freed) and no trimming of the heap.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  // Grow the heap once by more than a 1 mm head needs and ask for transparent
+  // huge pages there: a fresh 2 MB page costs one fault instead of 512. The
+  // pages are only backed when first written, so this reserves address space,
+  // not memory; freed, the block stays in the heap (no trimming) for the
+  // network's activations. Without THP (or with THP off) it changes nothing.
+  constexpr std::size_t reserve = std::size_t{ 1536 } << 20;
+  constexpr std::size_t hugePage = std::size_t{ 2 } << 20;
+  if (void * block = std::malloc(reserve))
+  {
+    const auto start = (reinterpret_cast<std::uintptr_t>(block) + hugePage - 1) & ~(hugePage - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(block) + reserve) & ~(hugePage - 1);
+    if (end > start)
+    {
+      madvise(reinterpret_cast<void *>(start), end - start, MADV_HUGEPAGE);
+    }
+    std::free(block);
+  }
 #endif
 }
 
