@@ -26,7 +26,7 @@ run() { # a time limit ends a run with exit code 3 and a checkpoint
   run --role teacher --width 16 --steps 1000 "${common[@]}" \
     --checkpoint "$work/teacher.ckpt" --log "$work/teacher.training-log.jsonl" --output "$work/kdbet_teacher.kdbm"
 [ -f "$work/kdbet_student.kdbm" ] ||
-  run --role student --width 8 --steps 4000 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher.kdbm" \
+  run --role student --width 8 --steps 2500 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher.kdbm" \
     "${common[@]}" --checkpoint "$work/student.ckpt" --log "$work/student.training-log.jsonl" \
     --output "$work/kdbet_student.kdbm"
 echo "trained: $work/kdbet_teacher.kdbm $work/kdbet_student.kdbm"

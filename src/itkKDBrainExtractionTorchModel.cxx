@@ -668,8 +668,9 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
 
   const torch::Tensor volume = KDBrainExtractionBufferToTensor(input, size);
   const int64_t       multiple = 1 << model.NetworkArchitecture.Depth;
-  // The network sees the head's bounding box only: on a typical head this is
-  // 40% fewer voxels. The output is 0 (background) outside it.
+  // The network sees the head's bounding box only, which saves the empty
+  // field of view around the head (little on IXI, whose field of view is
+  // tight; half the voxels on a generous one). The output is 0 outside it.
   const auto          box = FindHeadBox(volume[0][0], multiple);
   torch::Tensor       crop = volume;
   std::vector<int64_t> padding;
