@@ -15,6 +15,7 @@ itk_module(KDBrainExtraction
     ITKLabelMap
     ITKImageStatistics
     ITKDistanceMap
+    ITKSmoothing
     ITKIOImageBase
   TEST_DEPENDS
     ITKTestKernel

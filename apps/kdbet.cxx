@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -80,6 +81,17 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
   options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
   options.LogFile = arguments.Get("--log");
+  options.SyntheticFraction = arguments.GetNumber("--synthetic", 0.0);
+  if (arguments.Has("--synthetic-contrasts"))
+  {
+    options.SyntheticContrasts.clear();
+    std::istringstream list(arguments.Get("--synthetic-contrasts"));
+    for (std::string name; std::getline(list, name, ',');)
+    {
+      options.SyntheticContrasts.push_back(name);
+    }
+  }
+  options.InitialModelFile = arguments.Get("--initialize");
   return options;
 }
 
@@ -101,7 +113,7 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   --alpha A               distillation weight of the distilled students (default 0.3)
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
-  --checkpoint-every --time-limit (per model)
+  --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
 )";
 
 int
@@ -136,7 +148,9 @@ Protocol(int argc, char * argv[])
                             "--device",
                             "--threads",
                             "--checkpoint-every",
-                            "--time-limit" });
+                            "--time-limit",
+                            "--synthetic",
+                            "--synthetic-contrasts" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output-dir"))
   {
     throw UsageError("--manifest and --output-dir are required (see kdbet protocol --help)");
@@ -200,6 +214,11 @@ UNet++ baseline.
                           and resumed from when present
   --time-limit S          stop after S seconds with a checkpoint (exit code 3)
   --log FILE              JSON lines, one per epoch
+  --synthetic F           share of samples (of cases with labels) replaced by a synthetic
+                          image painted from the case's tissue classes (default 0)
+  --synthetic-contrasts L contrast families of those, comma list of t1w, t2w, pdw, random
+                          (default all four)
+  --initialize FILE       start from this model's weights (same role and architecture)
 )";
 
 std::set<std::string>
@@ -271,7 +290,10 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--checkpoint",
                             "--checkpoint-every",
                             "--time-limit",
-                            "--log" });
+                            "--log",
+                            "--synthetic",
+                            "--synthetic-contrasts",
+                            "--initialize" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output"))
   {
     throw UsageError("--manifest and --output are required (see kdbet train --help)");
@@ -330,19 +352,34 @@ Evaluate(int argc, char * argv[])
 {
   std::vector<std::string> files;
   bool                     json = false;
+  double                   threshold = 0.5;
   for (int i = 0; i < argc; ++i)
   {
     const std::string argument = argv[i];
     if (argument == "--help" || argument == "-h")
     {
-      std::cout << "Usage: kdbet evaluate PREDICTED_MASK REFERENCE_MASK [--json]\n\n"
+      std::cout << "Usage: kdbet evaluate PREDICTED_MASK REFERENCE_MASK [--json] [--threshold T]\n\n"
                    "Dice, sensitivity, specificity, 95th-percentile Hausdorff distance (mm) and volumes (ml)\n"
-                   "of a mask against a reference on the same grid (any non-zero voxel is inside).\n";
+                   "of a mask against a reference on the same grid. Voxels >= T (default 0.5) are inside:\n"
+                   "0/1 masks, label maps and probability maps (such as SPM's brainmask) alike.\n";
       return 0;
     }
     if (argument == "--json")
     {
       json = true;
+    }
+    else if (argument == "--threshold")
+    {
+      if (i + 1 >= argc)
+      {
+        throw UsageError("--threshold needs a value");
+      }
+      char * end = nullptr;
+      threshold = std::strtod(argv[++i], &end);
+      if (end == argv[i] || *end != '\0' || !(threshold > 0.0))
+      {
+        throw UsageError(std::string("--threshold needs a positive number, got '") + argv[i] + "'");
+      }
     }
     else
     {
@@ -353,8 +390,8 @@ Evaluate(int argc, char * argv[])
   {
     throw UsageError("evaluate needs a predicted and a reference mask (see kdbet evaluate --help)");
   }
-  const auto predicted = ReadMaskAsBinary(files[0]);
-  const auto reference = ReadMaskAsBinary(files[1]);
+  const auto predicted = ReadMaskAsBinary(files[0], threshold);
+  const auto reference = ReadMaskAsBinary(files[1], threshold);
   auto       metric = itk::HybridLossMetric<ImageType>::New();
   metric->SetPredictionImage(predicted);
   metric->SetTargetImage(reference);

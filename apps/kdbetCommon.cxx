@@ -108,7 +108,8 @@ CheckNiftiVoxels(const std::string & fileName, const itk::ImageIOBase * io)
   }
   while (count > 0 && read < voxelBytes)
   {
-    count = gzread(file, buffer.data(), static_cast<unsigned int>(std::min<unsigned long long>(voxelBytes - read, buffer.size())));
+    count = gzread(
+      file, buffer.data(), static_cast<unsigned int>(std::min<unsigned long long>(voxelBytes - read, buffer.size())));
     if (count <= 0)
     {
       break;
@@ -231,8 +232,8 @@ ReadHeadImage(const std::string & fileName)
   }
   catch (const itk::ExceptionObject & error)
   {
-    itkGenericExceptionMacro(<< fileName << ": cannot read the voxels (truncated or corrupt file: "
-                             << DescribeError(error) << ")");
+    itkGenericExceptionMacro(<< fileName
+                             << ": cannot read the voxels (truncated or corrupt file: " << DescribeError(error) << ")");
   }
   ImageType::Pointer image = reader->GetOutput();
   itk::KDBrainExtractionPreprocessing::VerifyImage(image, fileName);
@@ -320,13 +321,13 @@ LoadModel(const std::string & fileName, ModelType::RoleEnum role)
 
 /** A mask read as 0/1 floats (any non-zero voxel is inside). */
 ImageType::Pointer
-ReadMaskAsBinary(const std::string & fileName)
+ReadMaskAsBinary(const std::string & fileName, double threshold)
 {
   const auto image = ReadHeadImage(fileName);
   float *    voxels = image->GetBufferPointer();
   for (std::size_t i = 0; i < image->GetBufferedRegion().GetNumberOfPixels(); ++i)
   {
-    voxels[i] = voxels[i] != 0.0f ? 1.0f : 0.0f;
+    voxels[i] = voxels[i] >= threshold ? 1.0f : 0.0f;
   }
   return image;
 }

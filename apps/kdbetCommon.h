@@ -199,9 +199,9 @@ WriteAtomically(const TImage * image, const std::string & fileName)
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role);
 
-/** A mask read as 0/1 floats (any non-zero voxel is inside). */
+/** A mask read as 0/1 floats: voxels >= \a threshold are inside. */
 ImageType::Pointer
-ReadMaskAsBinary(const std::string & fileName);
+ReadMaskAsBinary(const std::string & fileName, double threshold);
 } // namespace kdbet
 
 #endif // kdbetCommon_h

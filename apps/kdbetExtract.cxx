@@ -66,14 +66,14 @@ struct Job
 /** What happened to one volume: a row of the summary. */
 struct JobResult
 {
-  std::string                Input;
-  bool                       Succeeded{ false };
-  std::string                Message;
-  double                     BrainMillilitres{ 0.0 };
-  double                     Seconds{ 0.0 };
-  std::string                Device;
+  std::string                   Input;
+  bool                          Succeeded{ false };
+  std::string                   Message;
+  double                        BrainMillilitres{ 0.0 };
+  double                        Seconds{ 0.0 };
+  std::string                   Device;
   std::map<std::string, double> Stages;
-  std::vector<std::string>   Written;
+  std::vector<std::string>      Written;
 };
 
 /** The name of an input without folder and image extension. */
@@ -87,8 +87,8 @@ InputStem(const std::string & input)
 bool
 LooksLikeImage(const std::string & fileName)
 {
-  static const std::set<std::string> extensions{ ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img",
-                                                 ".img.gz", ".mgz" };
+  static const std::set<std::string> extensions{ ".nii.gz", ".nii", ".nrrd", ".nhdr",   ".mha",
+                                                 ".mhd",    ".hdr", ".img",  ".img.gz", ".mgz" };
   const std::string                  name = itksys::SystemTools::GetFilenameName(fileName);
   return !name.empty() && name[0] != '.' && extensions.count(itksys::SystemTools::LowerCase(ImageExtension(fileName)));
 }
@@ -153,9 +153,11 @@ CollectInputs(const std::vector<std::string> & inputs, const std::vector<std::st
 std::string
 ExpandPattern(std::string pattern, const std::string & name, const std::string & output)
 {
-  for (const auto & field : { std::make_pair(std::string("<name>"), name), std::make_pair(std::string("<output>"), output) })
+  for (const auto & field :
+       { std::make_pair(std::string("<name>"), name), std::make_pair(std::string("<output>"), output) })
   {
-    for (auto at = pattern.find(field.first); at != std::string::npos; at = pattern.find(field.first, at + field.second.size()))
+    for (auto at = pattern.find(field.first); at != std::string::npos;
+         at = pattern.find(field.first, at + field.second.size()))
     {
       pattern.replace(at, field.first.size(), field.second);
     }
@@ -410,7 +412,7 @@ CsvField(const std::string & text)
 void
 WriteSummary(const std::vector<JobResult> & results, const std::string & fileName)
 {
-  const bool         json = itksys::SystemTools::LowerCase(itksys::SystemTools::GetFilenameLastExtension(fileName)) == ".json";
+  const bool json = itksys::SystemTools::LowerCase(itksys::SystemTools::GetFilenameLastExtension(fileName)) == ".json";
   std::ostringstream text;
   text << std::setprecision(6);
   const std::vector<std::string> stageNames{ "read", "preprocess", "network", "map_back", "postprocess", "write" };
@@ -486,7 +488,8 @@ WriteSummary(const std::vector<JobResult> & results, const std::string & fileNam
   }
 }
 
-const char * ExtractHelp = R"(Usage: kdbet extract -i IN [-o BRAIN] [-m MASK] [-p PROB] [-g TEACHER] [--qc PNG] [options]
+const char * ExtractHelp =
+  R"(Usage: kdbet extract -i IN [-o BRAIN] [-m MASK] [-p PROB] [-g TEACHER] [--qc PNG] [options]
        kdbet extract -i IN... | -i FOLDER | --list FILE  --output-dir DIR [options]
 
 Skull stripping of 3D head MRI (T1w; T2w and PDw once a model trained for
@@ -533,10 +536,11 @@ Exit status: 0 when every volume succeeded, 1 when any failed (in batch mode
 the others are still done), 2 for a usage error.
 
 Default models: Data/Models/kdbet_student.kdbm and kdbet_teacher.kdbm, found
-through $KDBET_MODEL_DIR, the install tree or the source tree. The models
-shipped now are small interim models trained by this project's own trainer
-(`kdbet train`) on the shared IXI T1w data for a short CPU run, not the final
-accuracy-tuned defaults; `kdbet info` shows how each was made.
+through $KDBET_MODEL_DIR, the install tree or the source tree: a distilled
+student (UNet++, width 8) and its teacher (width 16), trained by this project's
+own trainer (`kdbet train`) on 181 IXI T1w heads and on synthetic T1w-, T2w-,
+PDw-like and random contrasts painted from their labels. `kdbet info MODEL`
+shows how a model was made.
 )";
 
 std::vector<std::string>
@@ -573,10 +577,23 @@ Extract(int argc, char * argv[])
     std::cout << ExtractHelp;
     return 0;
   }
-  arguments.RejectUnknown({ "--input",      "--brain",   "--mask",    "--probability", "--teacher-brain",
-                            "--qc",         "--list",    "--output-dir", "--write",    "--pattern",
-                            "--summary",    "--model",   "--teacher-model", "--device", "--threads",
-                            "--threshold",  "--timings" });
+  arguments.RejectUnknown({ "--input",
+                            "--brain",
+                            "--mask",
+                            "--probability",
+                            "--teacher-brain",
+                            "--qc",
+                            "--list",
+                            "--output-dir",
+                            "--write",
+                            "--pattern",
+                            "--summary",
+                            "--model",
+                            "--teacher-model",
+                            "--device",
+                            "--threads",
+                            "--threshold",
+                            "--timings" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
   if (inputs.empty())
   {
@@ -614,7 +631,8 @@ Extract(int argc, char * argv[])
     {
       if (arguments.Has(option))
       {
-        throw UsageError(std::string(option) + " names one output file; with several inputs use --output-dir, --write and --pattern");
+        throw UsageError(std::string(option) +
+                         " names one output file; with several inputs use --output-dir, --write and --pattern");
       }
     }
     const std::string directory = arguments.Get("--output-dir");
@@ -643,7 +661,8 @@ Extract(int argc, char * argv[])
     {
       throw UsageError("--pattern must contain <name>, or every volume would write the same file");
     }
-    if (kinds.size() > 1 && std::count_if(kinds.begin(), kinds.end(), [](const std::string & k) { return k != "qc"; }) > 1 &&
+    if (kinds.size() > 1 &&
+        std::count_if(kinds.begin(), kinds.end(), [](const std::string & k) { return k != "qc"; }) > 1 &&
         pattern.find("<output>") == std::string::npos)
     {
       throw UsageError("--pattern must contain <output> when several outputs are written");
@@ -767,7 +786,8 @@ Extract(int argc, char * argv[])
       std::cout << "stage seconds " << result.Input << ":";
       for (const auto & stage : result.Stages)
       {
-        std::cout << " " << stage.first << " " << std::fixed << std::setprecision(3) << stage.second << std::defaultfloat;
+        std::cout << " " << stage.first << " " << std::fixed << std::setprecision(3) << stage.second
+                  << std::defaultfloat;
       }
       std::cout << std::endl;
     }

@@ -41,9 +41,9 @@ struct Slice
  * \a columnAxis runs left to right, \a rowAxis top to bottom, reversed if
  * \a flipRows (z runs inferior to superior: superior goes on top). */
 Slice
-CutSlice(const ImageType * grey, const ImageType * brain, const itk::KDBrainExtractionPreprocessing::IntensityWindow & window,
-         unsigned int fixedAxis, itk::IndexValueType fixedIndex, unsigned int columnAxis, unsigned int rowAxis,
-         bool flipRows)
+CutSlice(const ImageType * grey, const ImageType * brain,
+         const itk::KDBrainExtractionPreprocessing::IntensityWindow & window, unsigned int fixedAxis,
+         itk::IndexValueType fixedIndex, unsigned int columnAxis, unsigned int rowAxis, bool flipRows)
 {
   const auto size = grey->GetLargestPossibleRegion().GetSize();
   Slice      slice;
@@ -133,7 +133,7 @@ WriteQualityControlPicture(const ImageType * head, const MaskImageType * mask, c
   {
     largest = std::max({ largest, slice.Width, slice.Height });
   }
-  const unsigned int scale = std::max(1u, (256 + largest - 1) / largest);
+  const unsigned int     scale = std::max(1u, (256 + largest - 1) / largest);
   constexpr unsigned int gap = 4;
   unsigned int           width = gap;
   unsigned int           height = 0;
@@ -164,11 +164,12 @@ WriteQualityControlPicture(const ImageType * head, const MaskImageType * mask, c
     {
       for (unsigned int u = 0; u < panelWidth; ++u)
       {
-        const unsigned char      grey = slice.Grey[static_cast<std::size_t>(v / scale) * slice.Width + u / scale];
-        PictureType::PixelType   pixel(grey);
-        const long               x = u;
-        const long               y = v;
-        const bool outline = inside(x, y) && !(inside(x - 1, y) && inside(x + 1, y) && inside(x, y - 1) && inside(x, y + 1));
+        const unsigned char    grey = slice.Grey[static_cast<std::size_t>(v / scale) * slice.Width + u / scale];
+        PictureType::PixelType pixel(grey);
+        const long             x = u;
+        const long             y = v;
+        const bool             outline =
+          inside(x, y) && !(inside(x - 1, y) && inside(x + 1, y) && inside(x, y - 1) && inside(x, y + 1));
         if (outline)
         {
           pixel.Set(255, 40, 40);

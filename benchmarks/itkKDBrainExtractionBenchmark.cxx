@@ -67,10 +67,10 @@ MakeNetwork(int width)
 void
 BM_NetworkForward(benchmark::State & state)
 {
-  const auto              width = static_cast<int>(state.range(0));
-  auto                    network = MakeNetwork(width);
-  const torch::Tensor     input = torch::rand({ 1, 1, state.range(3), state.range(2), state.range(1) });
-  c10::InferenceMode      inference;
+  const auto          width = static_cast<int>(state.range(0));
+  auto                network = MakeNetwork(width);
+  const torch::Tensor input = torch::rand({ 1, 1, state.range(3), state.range(2), state.range(1) });
+  c10::InferenceMode  inference;
   for (auto _ : state)
   {
     benchmark::DoNotOptimize(network->forward(input));
@@ -84,8 +84,8 @@ BM_NetworkForward(benchmark::State & state)
 void
 BM_TrainingStep(benchmark::State & state)
 {
-  const auto          width = static_cast<int>(state.range(0));
-  auto                network = MakeNetwork(width);
+  const auto width = static_cast<int>(state.range(0));
+  auto       network = MakeNetwork(width);
   network->train();
   const int64_t       batch = state.range(1);
   const int64_t       patch = state.range(2);
@@ -125,8 +125,8 @@ void
 BM_PrepareWorkingVolume(benchmark::State & state)
 {
   using ImageType = itk::KDBrainExtractionPreprocessing::ImageType;
-  const double spacing = static_cast<double>(state.range(0));
-  auto         image = ImageType::New();
+  const double        spacing = static_cast<double>(state.range(0));
+  auto                image = ImageType::New();
   ImageType::SizeType size;
   size[0] = static_cast<itk::SizeValueType>(240 / spacing);
   size[1] = static_cast<itk::SizeValueType>(240 / spacing);
@@ -146,7 +146,12 @@ BM_PrepareWorkingVolume(benchmark::State & state)
 } // namespace
 
 // A 2 mm IXI head's working grid is 120 x 120 x 96; cropped to the head, about 96 x 112 x 88.
-BENCHMARK(BM_NetworkForward)->Args({ 8, 120, 120, 96 })->Args({ 8, 96, 112, 88 })->Args({ 16, 96, 112, 88 })->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_NetworkForward)
+  ->Args({ 8, 120, 120, 96 })
+  ->Args({ 8, 96, 112, 88 })
+  ->Args({ 16, 96, 112, 88 })
+  ->Unit(benchmark::kMillisecond)
+  ->UseRealTime();
 BENCHMARK(BM_TrainingStep)->Args({ 8, 2, 48 })->Args({ 16, 2, 48 })->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_HybridLoss)->Arg(48)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PrepareWorkingVolume)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -43,6 +43,11 @@ namespace itk
  * teacher output divided by the input intensity, clipped to [0, 1]).
  * a = 0 trains the plain UNet++ baseline.
  *
+ * With SyntheticFraction > 0, cases that have a label map also train on
+ * synthetic T1w-, T2w-, PDw-like and random contrasts painted from their
+ * tissue classes, so that one model serves contrasts without real training
+ * data (as SynthStrip does).
+ *
  * \ingroup KDBrainExtraction
  */
 class KDBrainExtraction_EXPORT KDBrainExtractionTrainer
@@ -85,6 +90,19 @@ public:
     std::vector<Case> ValidationCases;
     /** Stop after this many seconds (checkpointing first); 0 = no limit. */
     double TimeLimitSeconds{ 0.0 };
+    /** Share of samples, of cases with a label map, whose image is replaced by
+     * one synthesised from the case's tissue classes
+     * (HeadTissueClassImageFilter, HeadContrastSynthesisImageFilter); 0 = real
+     * images only. The teacher's target for such a sample is the synthetic
+     * image times the mask. */
+    double SyntheticFraction{ 0.0 };
+    /** Contrast families of the synthetic images, drawn with equal chance:
+     * "t1w", "t2w", "pdw", "random". */
+    std::vector<std::string> SyntheticContrasts{ "t1w", "t2w", "pdw", "random" };
+    /** Weights to start from (fine-tuning): a model file of the same role and
+     * architecture. Empty: random initialisation. A checkpoint, if present,
+     * takes precedence. */
+    std::string InitialModelFile;
   };
 
   /** Rows of a CSV with a header naming the columns. The image column is

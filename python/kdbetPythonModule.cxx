@@ -107,8 +107,8 @@ WrapArray(const FloatArray & array, const Geometry & geometry)
     throw py::value_error("array: a " + std::to_string(array.ndim()) +
                           "D array; brain extraction needs one 3D volume indexed [z, y, x]");
   }
-  auto                 image = ImageType::New();
-  ImageType::SizeType  size;
+  auto                     image = ImageType::New();
+  ImageType::SizeType      size;
   ImageType::DirectionType direction;
   for (unsigned int axis = 0; axis < 3; ++axis)
   {
@@ -137,9 +137,10 @@ TakeBuffer(TImage * image)
   container->SetContainerManageMemory(false);
   PixelType * buffer = container->GetImportPointer();
   py::capsule owner(buffer, [](void * pointer) { delete[] static_cast<PixelType *>(pointer); });
-  return py::array_t<PixelType>({ static_cast<py::ssize_t>(size[2]), static_cast<py::ssize_t>(size[1]), static_cast<py::ssize_t>(size[0]) },
-                                buffer,
-                                owner);
+  return py::array_t<PixelType>(
+    { static_cast<py::ssize_t>(size[2]), static_cast<py::ssize_t>(size[1]), static_cast<py::ssize_t>(size[0]) },
+    buffer,
+    owner);
 }
 
 class Model
@@ -170,8 +171,8 @@ public:
   }
 
   py::dict
-  Extract(const FloatArray & array, const py::object & spacing, const py::object & origin,
-          const py::object & direction, double threshold)
+  Extract(const FloatArray & array, const py::object & spacing, const py::object & origin, const py::object & direction,
+          double threshold)
   {
     RequireRole(ModelType::RoleEnum::Student, "extract");
     if (!(threshold > 0.0 && threshold < 1.0))
@@ -296,8 +297,8 @@ WriteImage(const py::array_t<TPixel, py::array::c_style | py::array::forcecast> 
   {
     throw py::value_error("write_image needs a 3D array");
   }
-  const Geometry geometry = ParseGeometry(spacing, origin, direction);
-  auto           image = OutputType::New();
+  const Geometry                     geometry = ParseGeometry(spacing, origin, direction);
+  auto                               image = OutputType::New();
   typename OutputType::SizeType      size;
   typename OutputType::DirectionType matrix;
   for (unsigned int axis = 0; axis < 3; ++axis)
@@ -318,8 +319,8 @@ WriteImage(const py::array_t<TPixel, py::array::c_style | py::array::forcecast> 
   const std::string folder = itksys::SystemTools::GetFilenamePath(fileName);
   const std::string name = itksys::SystemTools::GetFilenameName(fileName);
   const std::size_t dot = std::min(name.find('.'), name.size());
-  const std::string temporary = (folder.empty() ? std::string() : folder + "/") + "." + name.substr(0, dot) +
-                                ".kdbet-partial" + name.substr(dot);
+  const std::string temporary =
+    (folder.empty() ? std::string() : folder + "/") + "." + name.substr(0, dot) + ".kdbet-partial" + name.substr(dot);
   auto writer = itk::ImageFileWriter<OutputType>::New();
   writer->SetInput(image);
   writer->SetFileName(temporary);
@@ -393,10 +394,22 @@ PYBIND11_MODULE(_kdbet, module)
     .def_property_readonly("device", &Model::GetDevice)
     .def_property_readonly("metadata", &Model::GetMetadata);
 
-  module.def("read_image", &ReadImage, py::arg("file_name"),
+  module.def("read_image",
+             &ReadImage,
+             py::arg("file_name"),
              "(array [z, y, x] float32, spacing, origin, direction) of an image file, read with ITK.");
-  module.def("write_image", &WriteImage<float>, py::arg("array"), py::arg("file_name"), py::arg("spacing") = py::none(),
-             py::arg("origin") = py::none(), py::arg("direction") = py::none());
-  module.def("write_image", &WriteImage<unsigned char>, py::arg("array"), py::arg("file_name"),
-             py::arg("spacing") = py::none(), py::arg("origin") = py::none(), py::arg("direction") = py::none());
+  module.def("write_image",
+             &WriteImage<float>,
+             py::arg("array"),
+             py::arg("file_name"),
+             py::arg("spacing") = py::none(),
+             py::arg("origin") = py::none(),
+             py::arg("direction") = py::none());
+  module.def("write_image",
+             &WriteImage<unsigned char>,
+             py::arg("array"),
+             py::arg("file_name"),
+             py::arg("spacing") = py::none(),
+             py::arg("origin") = py::none(),
+             py::arg("direction") = py::none());
 }

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Trains the default models shipped in Data/Models/ with the project's own
-# trainer: the teacher, then the student distilled from it. Usage:
+# trainer: the teacher on real T1w, then the student distilled from it; then
+# both fine-tuned with half of the samples replaced by synthetic T1w-, T2w-,
+# PDw-like and random contrasts painted from the DLMUSE labels (the student
+# distilled from the fine-tuned teacher). Usage:
 #   scripts/train-default-models.sh [BUILD_DIR] [WORK_DIR] [TIME_LIMIT_S]
 # Re-running resumes from the checkpoints in WORK_DIR (default:
-# training-checkpoints/, kept in the repository between sessions until the
-# final models land). With TIME_LIMIT_S, each run stops there with a checkpoint.
+# BUILD_DIR/default-training). With TIME_LIMIT_S, each run stops there with a
+# checkpoint (exit code 3). At the end the fine-tuned pair and the four
+# training logs are copied into Data/Models/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
-work=${2:-$here/training-checkpoints}
+work=${2:-$build/default-training}
 limit=${3:-0}
 data=${KDBET_SHARED_DATA:-$here/../shared/data}/ixi-hh-t1-2mm
 mkdir -p "$work"
@@ -29,4 +33,21 @@ run() { # a time limit ends a run with exit code 3 and a checkpoint
   run --role student --width 8 --steps 2500 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher.kdbm" \
     "${common[@]}" --checkpoint "$work/student.ckpt" --log "$work/student.training-log.jsonl" \
     --output "$work/kdbet_student.kdbm"
-echo "trained: $work/kdbet_teacher.kdbm $work/kdbet_student.kdbm"
+synthetic=(--synthetic 0.5 --lr 5e-4)
+[ -f "$work/kdbet_teacher_synthetic.kdbm" ] ||
+  run --role teacher --width 16 --steps 300 --initialize "$work/kdbet_teacher.kdbm" "${synthetic[@]}" "${common[@]}" \
+    --checkpoint "$work/teacher_synthetic.ckpt" --log "$work/teacher_synthetic.training-log.jsonl" \
+    --output "$work/kdbet_teacher_synthetic.kdbm"
+[ -f "$work/kdbet_student_synthetic.kdbm" ] ||
+  run --role student --width 8 --steps 2000 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_synthetic.kdbm" \
+    --initialize "$work/kdbet_student.kdbm" "${synthetic[@]}" "${common[@]}" \
+    --checkpoint "$work/student_synthetic.ckpt" --log "$work/student_synthetic.training-log.jsonl" \
+    --output "$work/kdbet_student_synthetic.kdbm"
+models=${KDBET_MODELS_DIR:-$here/Data/Models}
+mkdir -p "$models/training-logs"
+cp "$work/kdbet_teacher_synthetic.kdbm" "$models/kdbet_teacher.kdbm"
+cp "$work/kdbet_student_synthetic.kdbm" "$models/kdbet_student.kdbm"
+for stage in teacher student teacher_synthetic student_synthetic; do
+  cp "$work/$stage.training-log.jsonl" "$models/training-logs/$stage.jsonl"
+done
+echo "wrote $models/kdbet_teacher.kdbm and $models/kdbet_student.kdbm; now run scripts/update-baselines.sh $build"

@@ -623,8 +623,8 @@ namespace
 std::array<std::pair<int64_t, int64_t>, 3>
 FindHeadBox(const torch::Tensor & volume, int64_t multiple)
 {
-  constexpr int64_t margin = 8;
-  const torch::Tensor head = volume > 0.1;
+  constexpr int64_t                          margin = 8;
+  const torch::Tensor                        head = volume > 0.1;
   std::array<std::pair<int64_t, int64_t>, 3> box;
   for (int axis = 0; axis < 3; ++axis)
   {
@@ -671,8 +671,8 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
   // The network sees the head's bounding box only, which saves the empty
   // field of view around the head (little on IXI, whose field of view is
   // tight; half the voxels on a generous one). The output is 0 outside it.
-  const auto          box = FindHeadBox(volume[0][0], multiple);
-  torch::Tensor       crop = volume;
+  const auto           box = FindHeadBox(volume[0][0], multiple);
+  torch::Tensor        crop = volume;
   std::vector<int64_t> padding;
   for (int axis = 2; axis >= 0; --axis)
   {

@@ -17,10 +17,14 @@
  *=========================================================================*/
 #include "itkKDBrainExtractionTrainer.h"
 
+#include "itkHeadContrastSynthesisImageFilter.h"
+#include "itkHeadTissueClassImageFilter.h"
 #include "itkImageFileReader.h"
 #include "itkKDBrainExtractionHybridLoss.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 #include "itkKDBrainExtractionTorchModelImplementation.h"
+#include "itkNearestNeighborInterpolateImageFunction.h"
+#include "itkResampleImageFilter.h"
 #include "itksys/SystemTools.hxx"
 
 #include <chrono>
@@ -38,6 +42,9 @@ namespace
 {
 using ImageType = KDBrainExtractionPreprocessing::ImageType;
 using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
+using LabelImageType = Image<unsigned short, 3>;
+using TissueClassImageType = Image<unsigned char, 3>;
+using ContrastFamily = HeadTissueEnums::ContrastFamily;
 using Clock = std::chrono::steady_clock;
 
 /** A case on its working grid: [1, z, y, x] tensors, and the bounding box
@@ -50,6 +57,8 @@ struct WorkingCase
   bool                   HasBrain{ false };
   std::array<int64_t, 3> BrainLow{ { 0, 0, 0 } };
   std::array<int64_t, 3> BrainHigh{ { 0, 0, 0 } };
+  /** Tissue classes on the working grid, for synthetic contrasts; may be null. */
+  TissueClassImageType::Pointer TissueClasses;
 };
 
 template <typename TImage>
@@ -77,8 +86,36 @@ ImageToTensor(const ImageType * image)
   return KDBrainExtractionBufferToTensor(image->GetBufferPointer(), { size[0], size[1], size[2] })[0].clone();
 }
 
+/** The tissue classes of a case (from its image, label map and mask), moved
+ * onto the working grid by nearest neighbour. */
+TissueClassImageType::Pointer
+LoadTissueClasses(const KDBrainExtractionTrainer::Case & item, const ImageType * image,
+                  const KDBrainExtractionPreprocessing::GridType * workingGrid)
+{
+  auto classes = HeadTissueClassImageFilter<ImageType, LabelImageType, TissueClassImageType>::New();
+  classes->SetInput(image);
+  classes->SetLabelImage(ReadVolume<LabelImageType>(item.Labels));
+  classes->SetBrainMaskImage(ReadVolume<LabelImageType>(item.Mask));
+  auto resample = ResampleImageFilter<TissueClassImageType, TissueClassImageType>::New();
+  resample->SetInput(classes->GetOutput());
+  resample->SetInterpolator(NearestNeighborInterpolateImageFunction<TissueClassImageType>::New());
+  resample->SetReferenceImage(workingGrid);
+  resample->UseReferenceImageOn();
+  resample->SetDefaultPixelValue(static_cast<unsigned char>(HeadTissueEnums::TissueClass::Background));
+  try
+  {
+    resample->Update();
+  }
+  catch (const ExceptionObject & error)
+  {
+    itkGenericExceptionMacro(<< item.Labels << ": cannot derive tissue classes (" << error.GetDescription() << ")");
+  }
+  return resample->GetOutput();
+}
+
 WorkingCase
-LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract)
+LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract,
+         bool withTissueClasses)
 {
   const auto image = ReadVolume<ImageType>(item.Image);
   KDBrainExtractionPreprocessing::VerifyImage(image, item.Image);
@@ -105,7 +142,50 @@ LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPre
     result.BrainLow[axis] = brain.select(1, axis).min().item<int64_t>();
     result.BrainHigh[axis] = brain.select(1, axis).max().item<int64_t>();
   }
+  if (withTissueClasses && !item.Labels.empty())
+  {
+    result.TissueClasses = LoadTissueClasses(item, image, working);
+  }
   return result;
+}
+
+ContrastFamily
+ParseContrastFamily(const std::string & name)
+{
+  if (name == "t1w" || name == "t1")
+  {
+    return ContrastFamily::T1w;
+  }
+  if (name == "t2w" || name == "t2")
+  {
+    return ContrastFamily::T2w;
+  }
+  if (name == "pdw" || name == "pd")
+  {
+    return ContrastFamily::PDw;
+  }
+  if (name == "random")
+  {
+    return ContrastFamily::Random;
+  }
+  itkGenericExceptionMacro(<< "unknown synthetic contrast '" << name << "' (use t1w, t2w, pdw or random)");
+}
+
+/** A synthetic image of \a item's head on its working grid, normalised as
+ * PrepareWorkingVolume normalises real ones: [1, z, y, x]. */
+torch::Tensor
+SynthesiseImage(const WorkingCase & item, ContrastFamily contrast, uint64_t seed,
+                const KDBrainExtractionPreprocessing::Contract & contract)
+{
+  auto synthesis = HeadContrastSynthesisImageFilter<TissueClassImageType, ImageType>::New();
+  synthesis->SetInput(item.TissueClasses);
+  synthesis->SetContrast(contrast);
+  synthesis->SetSeed(seed);
+  synthesis->Update();
+  ImageType * image = synthesis->GetOutput();
+  KDBrainExtractionPreprocessing::NormalizeIntensities(
+    image, KDBrainExtractionPreprocessing::ComputeIntensityWindow(image, contract));
+  return ImageToTensor(image);
 }
 
 /** Zero padding at the far end of each spatial axis up to \a minimum voxels. */
@@ -193,7 +273,7 @@ DegradeResolution(const torch::Tensor & image, std::mt19937_64 & generator)
     const double common = Uniform(generator, 1.0, 1.6);
     factor = { common, common, common };
   }
-  torch::Tensor degraded = image;
+  torch::Tensor        degraded = image;
   std::vector<int64_t> lowSize;
   for (int axis = 0; axis < 3; ++axis)
   {
@@ -296,7 +376,9 @@ struct Batch
 };
 
 Batch
-MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainExtractionTrainer::Options & options)
+MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainExtractionTrainer::Options & options,
+          const std::vector<ContrastFamily> &              syntheticContrasts,
+          const KDBrainExtractionPreprocessing::Contract & contract)
 {
   std::vector<torch::Tensor> images;
   std::vector<torch::Tensor> masks;
@@ -307,6 +389,13 @@ MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainEx
     auto                generator = SampleGenerator(options.Seed, sample, 0xA06);
     torch::Tensor       image = item.Image;
     torch::Tensor       mask = item.Mask;
+    // Drawn only when synthesis is on, so that runs without it keep their batches.
+    if (options.SyntheticFraction > 0.0 && item.TissueClasses && Uniform(generator, 0, 1) < options.SyntheticFraction)
+    {
+      const auto contrast =
+        syntheticContrasts[std::uniform_int_distribution<std::size_t>(0, syntheticContrasts.size() - 1)(generator)];
+      image = SynthesiseImage(item, contrast, generator(), contract);
+    }
     if (options.PatchSize > 0)
     {
       const int64_t patch = options.PatchSize;
@@ -504,6 +593,25 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     itkGenericExceptionMacro(<< "unknown distillation mode '" << options.DistillationMode
                              << "' (use image or soft-mask)");
   }
+  if (options.SyntheticFraction < 0.0 || options.SyntheticFraction > 1.0)
+  {
+    itkGenericExceptionMacro(<< "the synthetic fraction must be in [0, 1], got " << options.SyntheticFraction);
+  }
+  std::vector<ContrastFamily> syntheticContrasts;
+  for (const auto & name : options.SyntheticContrasts)
+  {
+    syntheticContrasts.push_back(ParseContrastFamily(name));
+  }
+  const bool synthesise = options.SyntheticFraction > 0.0;
+  if (synthesise && syntheticContrasts.empty())
+  {
+    itkGenericExceptionMacro(<< "synthetic images need at least one contrast family");
+  }
+  if (synthesise && std::none_of(cases.begin(), cases.end(), [](const Case & item) { return !item.Labels.empty(); }))
+  {
+    itkGenericExceptionMacro(<< "synthetic images need label maps, and no training case has one "
+                                "(a 'labels' or 'dlmuse' column in the manifest)");
+  }
   KDBrainExtractionTorchModel::SetNumberOfThreads(options.NumberOfThreads);
   const torch::Device device = KDBrainExtractionParseDevice(options.Device);
 
@@ -542,7 +650,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   std::vector<WorkingCase> training;
   for (const auto & item : cases)
   {
-    training.push_back(LoadCase(item, contract));
+    training.push_back(LoadCase(item, contract, synthesise));
   }
   if (options.PatchSize == 0)
   {
@@ -564,10 +672,36 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   std::vector<WorkingCase> validation;
   for (const auto & item : options.ValidationCases)
   {
-    validation.push_back(LoadCase(item, contract));
+    validation.push_back(LoadCase(item, contract, false));
   }
 
   UNetPlusPlus & network = implementation.Network;
+  std::string    initialChecksum;
+  if (!options.InitialModelFile.empty())
+  {
+    auto initial = KDBrainExtractionTorchModel::New();
+    initial->Load(options.InitialModelFile);
+    const auto & mine = options.NetworkArchitecture;
+    const auto & theirs = initial->GetArchitecture();
+    if (initial->GetRole() != options.Role || theirs.Depth != mine.Depth || theirs.BaseWidth != mine.BaseWidth ||
+        theirs.Normalization != mine.Normalization || theirs.DeepSupervision != mine.DeepSupervision)
+    {
+      itkGenericExceptionMacro(<< options.InitialModelFile
+                               << ": the initial model must have the role and architecture being trained");
+    }
+    torch::NoGradGuard noGrad;
+    const auto         source = initial->GetImplementation().Network->named_parameters(true);
+    for (auto & parameter : network->named_parameters(true))
+    {
+      parameter.value().copy_(source[parameter.key()]);
+    }
+    const auto sourceBuffers = initial->GetImplementation().Network->named_buffers(true);
+    for (auto & buffer : network->named_buffers(true))
+    {
+      buffer.value().copy_(sourceBuffers[buffer.key()]);
+    }
+    initialChecksum = initial->GetChecksum();
+  }
   network->to(device);
   network->train();
   torch::optim::Adam optimizer(network->parameters(),
@@ -619,7 +753,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     // Dropout draws from torch's generator: seed it per step for exact resumption.
     torch::manual_seed(options.Seed * 1000003ull + step);
-    Batch batch = MakeBatch(training, step, options);
+    Batch batch = MakeBatch(training, step, options, syntheticContrasts, contract);
     batch.Image = batch.Image.to(device);
     batch.Mask = batch.Mask.to(device);
 
@@ -747,6 +881,20 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
   model->SetMetadata("training.seed", std::to_string(options.Seed));
   model->SetMetadata("training.distillation", distillation.str());
+  if (synthesise)
+  {
+    std::ostringstream synthetic;
+    synthetic << "fraction " << options.SyntheticFraction << ", contrasts";
+    for (const auto & name : options.SyntheticContrasts)
+    {
+      synthetic << " " << name;
+    }
+    model->SetMetadata("training.synthetic", synthetic.str());
+  }
+  if (!initialChecksum.empty())
+  {
+    model->SetMetadata("training.initial_model", initialChecksum);
+  }
   model->SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
   model->SetMetadata("training.final_loss", std::to_string(lastLoss));
   return model;

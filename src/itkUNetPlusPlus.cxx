@@ -92,8 +92,7 @@ ForwardBlockForInference(torch::nn::Sequential & block, torch::Tensor x)
     {
       if (const auto * batchNorm = modules[index + 1]->as<torch::nn::BatchNorm3d>())
       {
-        const torch::Tensor scale =
-          batchNorm->weight / torch::sqrt(batchNorm->running_var + batchNorm->options.eps());
+        const torch::Tensor scale = batchNorm->weight / torch::sqrt(batchNorm->running_var + batchNorm->options.eps());
         weight = weight * scale.view({ -1, 1, 1, 1, 1 });
         bias = (bias - batchNorm->running_mean) * scale + batchNorm->bias;
       }

@@ -42,7 +42,7 @@ MakeSyntheticDataset()
   const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-trainer-data";
   itksys::SystemTools::MakeDirectory(directory + "/images");
   std::ofstream manifest(directory + "/cases.csv");
-  manifest << "subject,image,mask\n";
+  manifest << "subject,image,mask,labels\n";
   for (unsigned int i = 0; i < 4; ++i)
   {
     ImageType::PointType centre;
@@ -64,10 +64,22 @@ MakeSyntheticDataset()
     {
       mask->GetBufferPointer()[v] = image->GetBufferPointer()[v] >= 80.0f ? 1 : 0;
     }
+    // Brain labels for contrast synthesis: a bright core and a darker rim.
+    auto labels = itk::Image<unsigned short, 3>::New();
+    labels->CopyInformation(image);
+    labels->SetRegions(image->GetLargestPossibleRegion());
+    labels->Allocate();
+    for (std::size_t v = 0; v < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++v)
+    {
+      const float value = image->GetBufferPointer()[v] / (1.0f + 0.2f * i);
+      labels->GetBufferPointer()[v] = mask->GetBufferPointer()[v] ? (value >= 95.0f ? 81 : 150) : 0;
+    }
     const std::string subject = "synthetic" + std::to_string(i);
     itk::WriteImage(image, directory + "/images/" + subject + "_head.nii.gz");
     itk::WriteImage(mask, directory + "/images/" + subject + "_mask.nii.gz");
-    manifest << subject << ",images/" << subject << "_head.nii.gz,images/" << subject << "_mask.nii.gz\n";
+    itk::WriteImage(labels, directory + "/images/" + subject + "_labels.nii.gz");
+    manifest << subject << ",images/" << subject << "_head.nii.gz,images/" << subject << "_mask.nii.gz,images/"
+             << subject << "_labels.nii.gz\n";
   }
   return directory + "/cases.csv";
 }
@@ -167,6 +179,49 @@ TEST(KDBrainExtractionTrainer, TeacherThenDistilledStudentResumeExactly)
   studentOptions.Seed = 4;
   const auto otherSeed = KDBrainExtractionTrainer::Train(cases, studentOptions, log);
   EXPECT_NE(PredictOn(uninterrupted), PredictOn(otherSeed));
+}
+
+TEST(KDBrainExtractionTrainer, SyntheticContrastsAreReproducibleAndFineTuningStartsFromAModel)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  const std::string  directory = itksys::SystemTools::GetFilenamePath(cases.front().Image) + "/..";
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.NumberOfSteps = 3;
+  options.DistillationWeight = 0.0;
+  const auto realOnly = KDBrainExtractionTrainer::Train(cases, options, log);
+
+  options.SyntheticFraction = 1.0;
+  options.SyntheticContrasts = { "t2w", "random" };
+  const auto synthetic = KDBrainExtractionTrainer::Train(cases, options, log);
+  const auto again = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(synthetic.IsNotNull() && again.IsNotNull());
+  EXPECT_EQ(PredictOn(synthetic), PredictOn(again)) << "synthesis is not reproducible";
+  EXPECT_NE(PredictOn(synthetic), PredictOn(realOnly)) << "the synthetic images were not used";
+  EXPECT_EQ(synthetic->GetMetadata("training.synthetic"), "fraction 1, contrasts t2w random");
+
+  // Fine-tuning records the model it started from, and refuses another architecture.
+  const std::string initialFile = directory + "/synthetic-student.kdbm";
+  synthetic->Save(initialFile);
+  options.InitialModelFile = initialFile;
+  options.NumberOfSteps = 1;
+  const auto tuned = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(tuned.IsNotNull());
+  EXPECT_EQ(tuned->GetMetadata("training.initial_model"), synthetic->GetChecksum());
+  options.NetworkArchitecture.BaseWidth = 6;
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+
+  // Synthesis needs label maps and known contrast names.
+  options = TinyOptions(RoleEnum::Student);
+  options.SyntheticFraction = 0.5;
+  auto withoutLabels = cases;
+  for (auto & item : withoutLabels)
+  {
+    item.Labels.clear();
+  }
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(withoutLabels, options, log), itk::ExceptionObject);
+  options.SyntheticContrasts = { "flair" };
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
 }
 
 TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)

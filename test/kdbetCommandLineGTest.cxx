@@ -94,7 +94,8 @@ MakeHead(unsigned int size = 40)
     {
       for (unsigned int x = 0; x < size; ++x)
       {
-        const double r = std::sqrt(std::pow(x - size / 2.0, 2) + std::pow(y - size / 2.0, 2) + std::pow(z - size / 2.0, 2));
+        const double r =
+          std::sqrt(std::pow(x - size / 2.0, 2) + std::pow(y - size / 2.0, 2) + std::pow(z - size / 2.0, 2));
         image->SetPixel({ { x, y, z } }, r < size * 0.3 ? 300.0f + (x % 3) : (r < size * 0.4 ? 100.0f : 0.0f));
       }
     }
@@ -262,7 +263,7 @@ TEST(kdbetCommandLine, ZeroAndNegativeSpacing)
 TEST(kdbetCommandLine, UnwritableOutput)
 {
   const std::string head = Write(MakeHead().GetPointer(), "head.nii.gz");
-  auto result = RunKdbet("extract -i '" + head + "' -m '" + Folder() + "/no-such-folder/mask.nii.gz'");
+  auto              result = RunKdbet("extract -i '" + head + "' -m '" + Folder() + "/no-such-folder/mask.nii.gz'");
   EXPECT_EQ(result.ExitStatus, 1);
   EXPECT_NE(result.Output.find("the output folder"), std::string::npos) << result.Output;
   EXPECT_NE(result.Output.find("does not exist"), std::string::npos) << result.Output;
@@ -277,11 +278,14 @@ TEST(kdbetCommandLine, UnwritableOutput)
 TEST(kdbetCommandLine, BadModels)
 {
   const std::string head = Write(MakeHead().GetPointer(), "head-for-models.nii.gz");
-  ExpectRefused(head, "no-such-model.kdbm: cannot open the model file", "--model '" + Folder() + "/no-such-model.kdbm'");
+  ExpectRefused(
+    head, "no-such-model.kdbm: cannot open the model file", "--model '" + Folder() + "/no-such-model.kdbm'");
   ExpectRefused(head,
                 "corrupt-model.kdbm: not a KDBrainExtraction model file",
                 "--model '" + WriteText("corrupt-model.kdbm", "garbage garbage garbage") + "'");
-  ExpectRefused(head, "kdbet_teacher.kdbm: a teacher model, but a student model is needed", std::string("--model '") + KDBET_MODEL_DIR + "/kdbet_teacher.kdbm'");
+  ExpectRefused(head,
+                "kdbet_teacher.kdbm: a teacher model, but a student model is needed",
+                std::string("--model '") + KDBET_MODEL_DIR + "/kdbet_teacher.kdbm'");
 }
 
 TEST(kdbetCommandLine, CudaRequestedButAbsent)
@@ -316,9 +320,11 @@ TEST(kdbetCommandLine, BatchBadInputFailsAlone)
   EXPECT_FALSE(itksys::SystemTools::FileExists(outputs + "/b_qc.png"));
   std::ifstream     stream(outputs + "/summary.json");
   const std::string summary((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>());
-  EXPECT_TRUE(std::regex_search(summary, std::regex("b.nii.gz\", \"status\": \"failed\", \"message\": \".*the image is constant")))
+  EXPECT_TRUE(std::regex_search(
+    summary, std::regex("b.nii.gz\", \"status\": \"failed\", \"message\": \".*the image is constant")))
     << summary;
-  EXPECT_TRUE(std::regex_search(summary, std::regex("a.nii.gz\", \"status\": \"ok\", \"message\": \"\", \"brain_ml\": [0-9.]+")))
+  EXPECT_TRUE(
+    std::regex_search(summary, std::regex("a.nii.gz\", \"status\": \"ok\", \"message\": \"\", \"brain_ml\": [0-9.]+")))
     << summary;
 }
 
