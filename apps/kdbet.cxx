@@ -111,6 +111,8 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   --teacher-width N       teacher base width (default 16)
   --student-width N       student base width (default 8)
   --alpha A               distillation weight of the distilled students (default 0.3)
+  --variants LIST         students to train, comma list of unetpp-baseline, kd-image,
+                          kd-soft-mask (default all three)
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
   --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
@@ -134,6 +136,7 @@ Protocol(int argc, char * argv[])
                             "--teacher-width",
                             "--student-width",
                             "--alpha",
+                            "--variants",
                             "--depth",
                             "--norm",
                             "--dropout",
@@ -162,6 +165,28 @@ Protocol(int argc, char * argv[])
   for (auto & variant : options.Variants)
   {
     variant.DistillationWeight = variant.DistillationWeight > 0.0 ? alpha : 0.0;
+  }
+  if (arguments.Has("--variants"))
+  {
+    const auto all = options.Variants;
+    options.Variants.clear();
+    std::istringstream list(arguments.Get("--variants"));
+    for (std::string name; std::getline(list, name, ',');)
+    {
+      const auto found = std::find_if(
+        all.begin(), all.end(), [&name](const itk::KDBrainExtractionEvaluationProtocol::StudentVariant & variant) {
+          return variant.Name == name;
+        });
+      if (found == all.end())
+      {
+        throw UsageError("unknown student variant '" + name + "' (use unetpp-baseline, kd-image, kd-soft-mask)");
+      }
+      options.Variants.push_back(*found);
+    }
+    if (options.Variants.empty())
+    {
+      throw UsageError("--variants needs at least one student");
+    }
   }
   options.NumberOfSplits = arguments.GetCount("--splits", 5);
   options.TrainingFraction = arguments.GetNumber("--train-fraction", 0.8);

@@ -37,7 +37,9 @@ namespace itk
  * teacher through KDTeacherImageFilter (MAE, PSNR, SSIM against the
  * reference brain-only image, both in the normalised [0, 1] units of the
  * percentile window). Models already present in the output folder are
- * reused, so an interrupted run continues where it stopped.
+ * reused, so an interrupted run continues where it stopped, and a split whose
+ * evaluations are stored (split-N/evaluations.csv) is not run again, even
+ * without its model files.
  *
  * Writes OutputDirectory/report.json and report.md.
  *

@@ -24,6 +24,7 @@
 #include "itksys/SystemTools.hxx"
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <map>
@@ -152,6 +153,73 @@ JsonNumber(double value)
   return text.str();
 }
 
+/** A finished split's evaluations, one measure per line, so that a resumed
+ * run (or another machine, without the split's model files) can skip it. */
+void
+WriteSplitEvaluations(const std::vector<Evaluation> & evaluations, unsigned int split, const std::string & fileName)
+{
+  const std::string temporary = fileName + ".tmp";
+  {
+    std::ofstream csv(temporary);
+    csv << "split,subject,model,measure,value\n" << std::setprecision(17);
+    for (const auto & evaluation : evaluations)
+    {
+      if (evaluation.Split != split)
+      {
+        continue;
+      }
+      for (const auto & value : evaluation.Values)
+      {
+        csv << evaluation.Split << ',' << evaluation.Subject << ',' << evaluation.Model << ',' << value.first << ','
+            << value.second << '\n';
+      }
+    }
+    if (!csv)
+    {
+      itkGenericExceptionMacro(<< "cannot write " << temporary);
+    }
+  }
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    itkGenericExceptionMacro(<< "cannot rename " << temporary << " to " << fileName);
+  }
+}
+
+std::vector<Evaluation>
+ReadSplitEvaluations(const std::string & fileName)
+{
+  std::ifstream csv(fileName);
+  std::string   line;
+  std::getline(csv, line);
+  if (line != "split,subject,model,measure,value")
+  {
+    itkGenericExceptionMacro(<< fileName << ": not a split evaluation file (header '" << line << "')");
+  }
+  std::vector<Evaluation> evaluations;
+  while (std::getline(csv, line))
+  {
+    std::vector<std::string> fields;
+    std::istringstream       row(line);
+    for (std::string field; std::getline(row, field, ',');)
+    {
+      fields.push_back(field);
+    }
+    if (fields.size() != 5)
+    {
+      itkGenericExceptionMacro(<< fileName << ": malformed line '" << line << "'");
+    }
+    const auto split = static_cast<unsigned int>(std::stoul(fields[0]));
+    const bool sameAsLast = !evaluations.empty() && evaluations.back().Split == split &&
+                            evaluations.back().Subject == fields[1] && evaluations.back().Model == fields[2];
+    if (!sameAsLast)
+    {
+      evaluations.push_back({ split, fields[1], fields[2], {} });
+    }
+    evaluations.back().Values[fields[3]] = std::stod(fields[4]); // also reads nan and inf
+  }
+  return evaluations;
+}
+
 KDBrainExtractionTorchModel::Pointer
 TrainOrLoad(const std::string & fileName, const std::vector<Case> & training, KDBrainExtractionTrainer::Options options,
             const std::string & name, std::ostream & log)
@@ -227,6 +295,14 @@ KDBrainExtractionEvaluationProtocol::Run(const std::vector<Case> & cases, const 
     }
     log << "Split " << split + 1 << "/" << options.NumberOfSplits << ": " << training.size() << " training, "
         << testing.size() << " held-out subjects" << std::endl;
+    const std::string evaluationsFile = directory + "/evaluations.csv";
+    if (itksys::SystemTools::FileExists(evaluationsFile, true))
+    {
+      log << "Reusing " << evaluationsFile << std::endl;
+      const auto stored = ReadSplitEvaluations(evaluationsFile);
+      evaluations.insert(evaluations.end(), stored.begin(), stored.end());
+      continue;
+    }
 
     auto teacherOptions = options.Teacher;
     teacherOptions.Role = KDBrainExtractionTorchModel::RoleEnum::Teacher;
@@ -265,6 +341,7 @@ KDBrainExtractionEvaluationProtocol::Run(const std::vector<Case> & cases, const 
           { split, item.Subject, student.first, EvaluateStudent(student.second, image, reference) });
       }
     }
+    WriteSplitEvaluations(evaluations, split, evaluationsFile);
   }
 
   // Summaries: mean and standard deviation over all held-out evaluations.

@@ -279,4 +279,20 @@ TEST(KDBrainExtractionEvaluationProtocol, TinyEndToEndRunWritesTheReportAndResum
   EXPECT_FALSE(itk::KDBrainExtractionEvaluationProtocol::Run(cases, options, again).empty());
   EXPECT_EQ(again.str().find("Training "), std::string::npos) << again.str();
   EXPECT_NE(again.str().find("Reusing "), std::string::npos);
+
+  // Finished splits need only their stored evaluations, not their models: the
+  // report comes out the same without them.
+  for (const char * model : { "teacher", "unetpp-baseline", "kd-image", "kd-soft-mask" })
+  {
+    for (const char * split : { "/split-0/", "/split-1/" })
+    {
+      ASSERT_TRUE(itksys::SystemTools::RemoveFile(options.OutputDirectory + split + model + ".kdbm"));
+    }
+  }
+  std::ostringstream withoutModels;
+  EXPECT_FALSE(itk::KDBrainExtractionEvaluationProtocol::Run(cases, options, withoutModels).empty());
+  EXPECT_EQ(withoutModels.str().find("Training "), std::string::npos) << withoutModels.str();
+  std::ifstream     jsonAgainFile(options.OutputDirectory + "/report.json");
+  const std::string jsonAgain((std::istreambuf_iterator<char>(jsonAgainFile)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(jsonAgain, json);
 }
