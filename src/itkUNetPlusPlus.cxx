@@ -62,13 +62,30 @@ UseOneDNN(const torch::Tensor & input)
          input.scalar_type() == torch::kFloat32;
 }
 
-/** Inference through one convolution block: each convolution with the batch
- * normalisation that follows folded into its weights (one pass over the
- * activations instead of two), then an in-place LeakyReLU. */
 torch::Tensor
-ForwardBlockForInference(torch::nn::Sequential & block, torch::Tensor x)
+Convolve(const torch::Tensor & x, const torch::Tensor & weight, const torch::Tensor & bias)
 {
-  const auto & modules = block->modules(false);
+  // Every convolution here is "same"-padded with an odd cubic kernel.
+  const std::vector<int64_t> padding(3, weight.size(2) / 2);
+  if (UseOneDNN(x))
+  {
+    return torch::mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, padding, { 1, 1, 1 }, { 1, 1, 1 }, 1);
+  }
+  return torch::conv3d(x, weight, bias, 1, padding);
+}
+
+/** Inference through one convolution block whose input is the channel
+ * concatenation of \a parts. Each convolution has the batch normalisation
+ * that follows folded into its weights (one pass over the activations instead
+ * of two), then an in-place LeakyReLU. The first convolution is the sum of
+ * one convolution per part with its slice of the weights: the concatenation
+ * of UNet++'s dense skip pathways (up to 5x the output's size at full
+ * resolution) and oneDNN's copy of it are never made. */
+torch::Tensor
+ForwardBlockForInference(torch::nn::Sequential & block, const std::vector<torch::Tensor> & parts)
+{
+  const auto &  modules = block->modules(false);
+  torch::Tensor x;
   for (std::size_t index = 0; index < modules.size(); ++index)
   {
     const auto * convolution = modules[index]->as<torch::nn::Conv3d>();
@@ -97,15 +114,24 @@ ForwardBlockForInference(torch::nn::Sequential & block, torch::Tensor x)
         bias = (bias - batchNorm->running_mean) * scale + batchNorm->bias;
       }
     }
-    // Every convolution here is "same"-padded with an odd cubic kernel.
-    const std::vector<int64_t> padding(3, weight.size(2) / 2);
-    if (UseOneDNN(x))
+    if (x.defined())
     {
-      x = torch::mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, padding, { 1, 1, 1 }, { 1, 1, 1 }, 1);
+      x = Convolve(x, weight, bias);
+      continue;
     }
-    else
+    int64_t firstChannel = 0;
+    for (const auto & part : parts)
     {
-      x = torch::conv3d(x, weight, bias, 1, padding);
+      const torch::Tensor partWeight = weight.narrow(1, firstChannel, part.size(1));
+      if (firstChannel == 0)
+      {
+        x = Convolve(part, partWeight, bias);
+      }
+      else
+      {
+        x.add_(Convolve(part, partWeight, torch::zeros_like(bias)));
+      }
+      firstChannel += part.size(1);
     }
   }
   return x;
@@ -174,7 +200,7 @@ UNetPlusPlusImpl::ForwardNodes(const torch::Tensor & input, const std::function<
   {
     const torch::Tensor encoderInput =
       column == 0 ? input : F::max_pool3d(x[column - 1][0], F::MaxPool3dFuncOptions(2));
-    x[column].push_back(ForwardBlock(m_Nodes[column][0], encoderInput));
+    x[column].push_back(ForwardBlock(m_Nodes[column][0], { encoderInput }));
     if (!report())
     {
       return {};
@@ -191,7 +217,13 @@ UNetPlusPlusImpl::ForwardNodes(const torch::Tensor & input, const std::function<
                          .align_corners(false));
       std::vector<torch::Tensor> inputs(x[i].begin(), x[i].end());
       inputs.push_back(upsampled);
-      x[i].push_back(ForwardBlock(m_Nodes[i][j], torch::cat(inputs, 1)));
+      x[i].push_back(ForwardBlock(m_Nodes[i][j], inputs));
+      if (column == depth)
+      {
+        // X(i, j) was the last node to read row i + 1: free its maps now (in
+        // inference; under autograd the graph keeps them).
+        x[i + 1].clear();
+      }
       if (!report())
       {
         return {};
@@ -208,14 +240,14 @@ UNetPlusPlusImpl::ForwardNodes(const torch::Tensor & input, const std::function<
 }
 
 torch::Tensor
-UNetPlusPlusImpl::ForwardBlock(torch::nn::Sequential & block, const torch::Tensor & input)
+UNetPlusPlusImpl::ForwardBlock(torch::nn::Sequential & block, const std::vector<torch::Tensor> & parts)
 {
   // The folded path is exact only with running statistics and without autograd.
   if (!is_training() && !torch::GradMode::is_enabled())
   {
-    return ForwardBlockForInference(block, input);
+    return ForwardBlockForInference(block, parts);
   }
-  return block->forward(input);
+  return block->forward(parts.size() == 1 ? parts.front() : torch::cat(parts, 1));
 }
 
 std::vector<torch::Tensor>

@@ -70,8 +70,9 @@ public:
   }
 
 private:
+  /** One node's block; its input is the channel concatenation of \a parts. */
   torch::Tensor
-  ForwardBlock(torch::nn::Sequential & block, const torch::Tensor & input);
+  ForwardBlock(torch::nn::Sequential & block, const std::vector<torch::Tensor> & parts);
 
   std::vector<torch::Tensor>
   ForwardNodes(const torch::Tensor & input, const std::function<bool(double)> & stageDone, bool & aborted);
