@@ -48,7 +48,10 @@ done
 for peer in $peers; do
   for grid in 2mm 1mm; do
     "$peerdir/bench.sh" "$out/head_$grid.nii.gz" "$out/reference_$grid.nii.gz" "$out/peer_${peer}_$grid" "$peer" > /dev/null
-    awk -F'\t' -v g="$grid" 'NR == 2 {printf "%s\t%s\t%s\t%s\t%s\t\n", $1, g, $3, $4, $5}' \
+    # A peer that failed (rc != 0) is reported as such, not with its time to fail.
+    awk -F'\t' -v g="$grid" -v logfile="$out/peer_${peer}_$grid/$peer.log" 'NR == 2 {
+      if ($2 != 0) printf "%s\t%s\tfailed (rc %s, see %s)\tNA\tNA\t\n", $1, g, $2, logfile
+      else printf "%s\t%s\t%s\t%s\t%s\t\n", $1, g, $3, $4, $5}' \
       "$out/peer_${peer}_$grid/results.tsv" | tee -a "$out/benchmark.tsv"
   done
 done

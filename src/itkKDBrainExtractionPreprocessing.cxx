@@ -17,12 +17,11 @@
  *=========================================================================*/
 #include "itkKDBrainExtractionPreprocessing.h"
 
-#include "itkBinaryFillholeImageFilter.h"
 #include "itkBinaryThresholdImageFilter.h"
 #include "itkCastImageFilter.h"
-#include "itkConnectedComponentImageFilter.h"
+#include "itkImageRegionConstIteratorWithIndex.h"
+#include "itkImageRegionIterator.h"
 #include "itkLinearInterpolateImageFunction.h"
-#include "itkRelabelComponentImageFilter.h"
 #include "itkResampleImageFilter.h"
 
 #include <algorithm>
@@ -273,6 +272,144 @@ KDBrainExtractionPreprocessing::PrepareWorkingVolume(const ImageType * input, co
   return working;
 }
 
+namespace
+{
+/** The voxels of a box of the mask, with face-connected flood fills over it.
+ * Post-processing works on the bounding box of the thresholded brain (padded
+ * by one voxel) instead of the whole grid: at 1 mm the brain's box is about a
+ * third of the head's, and ITK's component and hole filters allocate several
+ * whole-grid label images (on this VM, first-touching memory costs as much
+ * as computing in it). */
+class MaskBox
+{
+public:
+  using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
+
+  MaskBox(MaskImageType * mask, const ImageRegion<3> & box)
+    : m_Mask(mask)
+    , m_Box(box)
+  {
+    for (unsigned int axis = 0; axis < 3; ++axis)
+    {
+      m_Size[axis] = static_cast<int64_t>(box.GetSize(axis));
+    }
+    m_Voxels.resize(m_Size[0] * m_Size[1] * m_Size[2]);
+    ImageRegionConstIterator<MaskImageType> it(mask, box);
+    for (auto & voxel : m_Voxels)
+    {
+      voxel = it.Get() != 0 ? Foreground : Background;
+      ++it;
+    }
+  }
+
+  /** Keeps the largest face-connected component of the foreground (the first
+   * in raster order among equals). */
+  void
+  KeepLargestComponent()
+  {
+    std::vector<int64_t> largest;
+    for (std::size_t seed = 0; seed < m_Voxels.size(); ++seed)
+    {
+      if (m_Voxels[seed] != Foreground)
+      {
+        continue;
+      }
+      std::vector<int64_t> component = Flood(seed, Foreground, Visited);
+      if (component.size() > largest.size())
+      {
+        std::swap(component, largest);
+      }
+      for (const int64_t voxel : component)
+      {
+        m_Voxels[voxel] = Background;
+      }
+    }
+    for (const int64_t voxel : largest)
+    {
+      m_Voxels[voxel] = Foreground;
+    }
+  }
+
+  /** Sets the background that cannot reach the box's faces to foreground. The
+   * box is padded (or at the image's edge), so this is the background that
+   * cannot reach the image's border: BinaryFillholeImageFilter's holes. */
+  void
+  FillHoles()
+  {
+    for (int64_t z = 0; z < m_Size[2]; ++z)
+    {
+      for (int64_t y = 0; y < m_Size[1]; ++y)
+      {
+        for (int64_t x = 0; x < m_Size[0]; ++x)
+        {
+          const bool onFace =
+            x == 0 || y == 0 || z == 0 || x == m_Size[0] - 1 || y == m_Size[1] - 1 || z == m_Size[2] - 1;
+          const int64_t index = x + m_Size[0] * (y + m_Size[1] * z);
+          if (onFace && m_Voxels[index] == Background)
+          {
+            Flood(index, Background, Visited);
+          }
+        }
+      }
+    }
+    for (auto & voxel : m_Voxels)
+    {
+      voxel = voxel == Visited ? Background : Foreground;
+    }
+  }
+
+  void
+  WriteBack() const
+  {
+    ImageRegionIterator<MaskImageType> it(m_Mask, m_Box);
+    for (const auto voxel : m_Voxels)
+    {
+      it.Set(voxel == Foreground ? 1 : 0);
+      ++it;
+    }
+  }
+
+private:
+  static constexpr uint8_t Background = 0;
+  static constexpr uint8_t Foreground = 1;
+  static constexpr uint8_t Visited = 2;
+
+  /** Marks the face-connected region of \a from voxels around \a seed with
+   * \a to; returns its voxels. */
+  std::vector<int64_t>
+  Flood(int64_t seed, uint8_t from, uint8_t to)
+  {
+    std::vector<int64_t> region{ seed };
+    m_Voxels[seed] = to;
+    const int64_t strides[3] = { 1, m_Size[0], m_Size[0] * m_Size[1] };
+    for (std::size_t next = 0; next < region.size(); ++next)
+    {
+      const int64_t index = region[next];
+      int64_t       coordinates[3] = { index % m_Size[0], (index / m_Size[0]) % m_Size[1], index / strides[2] };
+      for (unsigned int axis = 0; axis < 3; ++axis)
+      {
+        if (coordinates[axis] > 0 && m_Voxels[index - strides[axis]] == from)
+        {
+          m_Voxels[index - strides[axis]] = to;
+          region.push_back(index - strides[axis]);
+        }
+        if (coordinates[axis] + 1 < m_Size[axis] && m_Voxels[index + strides[axis]] == from)
+        {
+          m_Voxels[index + strides[axis]] = to;
+          region.push_back(index + strides[axis]);
+        }
+      }
+    }
+    return region;
+  }
+
+  MaskImageType *      m_Mask;
+  ImageRegion<3>       m_Box;
+  int64_t              m_Size[3];
+  std::vector<uint8_t> m_Voxels;
+};
+} // namespace
+
 KDBrainExtractionPreprocessing::MaskImageType::Pointer
 KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, double threshold,
                                               bool keepLargestComponent, bool fillHoles)
@@ -284,35 +421,53 @@ KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, dou
   binary->SetOutsideValue(0);
   binary->Update();
   MaskImageType::Pointer mask = binary->GetOutput();
+  mask->DisconnectPipeline();
+  if (!keepLargestComponent && !fillHoles)
+  {
+    return mask;
+  }
 
+  // The bounding box of the foreground, padded by one voxel within the image.
+  const ImageRegion<3> region = mask->GetBufferedRegion();
+  Index<3>             lower = region.GetUpperIndex();
+  Index<3>             upper = region.GetIndex();
+  bool                 empty = true;
+  for (ImageRegionConstIteratorWithIndex<MaskImageType> it(mask, region); !it.IsAtEnd(); ++it)
+  {
+    if (it.Get() != 0)
+    {
+      const Index<3> & index = it.GetIndex();
+      for (unsigned int axis = 0; axis < 3; ++axis)
+      {
+        lower[axis] = std::min(lower[axis], index[axis]);
+        upper[axis] = std::max(upper[axis], index[axis]);
+      }
+      empty = false;
+    }
+  }
+  if (empty)
+  {
+    return mask;
+  }
+  ImageRegion<3> box;
+  for (unsigned int axis = 0; axis < 3; ++axis)
+  {
+    lower[axis] = std::max(lower[axis] - 1, region.GetIndex(axis));
+    upper[axis] = std::min(upper[axis] + 1, region.GetUpperIndex()[axis]);
+    box.SetIndex(axis, lower[axis]);
+    box.SetSize(axis, static_cast<SizeValueType>(upper[axis] - lower[axis] + 1));
+  }
+
+  MaskBox brain(mask, box);
   if (keepLargestComponent)
   {
-    using LabelImageType = Image<unsigned int, 3>;
-    auto components = ConnectedComponentImageFilter<MaskImageType, LabelImageType>::New();
-    components->SetInput(mask);
-    components->FullyConnectedOff();
-    auto relabel = RelabelComponentImageFilter<LabelImageType, LabelImageType>::New();
-    relabel->SetInput(components->GetOutput());
-    // Labels are sorted by size: label 1 is the largest component.
-    auto largest = BinaryThresholdImageFilter<LabelImageType, MaskImageType>::New();
-    largest->SetInput(relabel->GetOutput());
-    largest->SetLowerThreshold(1);
-    largest->SetUpperThreshold(1);
-    largest->SetInsideValue(1);
-    largest->SetOutsideValue(0);
-    largest->Update();
-    mask = largest->GetOutput();
+    brain.KeepLargestComponent();
   }
   if (fillHoles)
   {
-    auto fill = BinaryFillholeImageFilter<MaskImageType>::New();
-    fill->SetInput(mask);
-    fill->SetForegroundValue(1);
-    fill->FullyConnectedOff();
-    fill->Update();
-    mask = fill->GetOutput();
+    brain.FillHoles();
   }
-  mask->DisconnectPipeline();
+  brain.WriteBack();
   return mask;
 }
 } // end namespace itk

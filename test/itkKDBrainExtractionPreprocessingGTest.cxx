@@ -16,12 +16,17 @@
  *
  *=========================================================================*/
 
+#include "itkBinaryFillholeImageFilter.h"
+#include "itkBinaryThresholdImageFilter.h"
+#include "itkConnectedComponentImageFilter.h"
 #include "itkGTest.h"
 #include "itkImageRegionConstIteratorWithIndex.h"
 #include "itkKDBrainExtractionPreprocessing.h"
 #include "itkKDBrainExtractionTestUtilities.h"
+#include "itkRelabelComponentImageFilter.h"
 
 #include <limits>
+#include <random>
 
 namespace
 {
@@ -213,4 +218,105 @@ TEST(KDBrainExtractionPreprocessing, BrainMaskKeepsLargestComponentAndFillsHoles
   const auto raw = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, false, false);
   EXPECT_EQ(raw->GetPixel({ { 14, 16, 16 } }), 0);
   EXPECT_EQ(raw->GetPixel({ { 34, 16, 16 } }), 1);
+}
+
+// The post-processing works on the brain's bounding box with its own flood
+// fills; it must give what ITK's filters give on the whole grid: components
+// of many sizes, holes, and foreground touching the image's
+// border (where the box has no padding).
+TEST(KDBrainExtractionPreprocessing, BrainMaskMatchesITKComponentAndFillholeFilters)
+{
+  using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
+  const auto reference = [](const ImageType * probability, bool keepLargest, bool fill) {
+    auto binary = itk::BinaryThresholdImageFilter<ImageType, MaskImageType>::New();
+    binary->SetInput(probability);
+    binary->SetLowerThreshold(0.5f);
+    binary->SetInsideValue(1);
+    binary->SetOutsideValue(0);
+    binary->Update();
+    MaskImageType::Pointer mask = binary->GetOutput();
+    if (keepLargest)
+    {
+      using LabelImageType = itk::Image<unsigned int, 3>;
+      auto components = itk::ConnectedComponentImageFilter<MaskImageType, LabelImageType>::New();
+      components->SetInput(mask);
+      components->FullyConnectedOff();
+      auto relabel = itk::RelabelComponentImageFilter<LabelImageType, LabelImageType>::New();
+      relabel->SetInput(components->GetOutput());
+      auto largest = itk::BinaryThresholdImageFilter<LabelImageType, MaskImageType>::New();
+      largest->SetInput(relabel->GetOutput());
+      largest->SetLowerThreshold(1);
+      largest->SetUpperThreshold(1);
+      largest->SetInsideValue(1);
+      largest->SetOutsideValue(0);
+      largest->Update();
+      mask = largest->GetOutput();
+    }
+    if (fill)
+    {
+      auto filler = itk::BinaryFillholeImageFilter<MaskImageType>::New();
+      filler->SetInput(mask);
+      filler->SetForegroundValue(1);
+      filler->FullyConnectedOff();
+      filler->Update();
+      mask = filler->GetOutput();
+    }
+    return mask;
+  };
+
+  const ImageType::SpacingType spacing(1.0);
+  ImageType::DirectionType     identity;
+  identity.SetIdentity();
+  for (unsigned int seed = 0; seed < 6; ++seed)
+  {
+    // Random balls and shells, some cut by the image's border, plus speckle.
+    std::mt19937                           generator(seed);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    std::vector<std::array<double, 5>>     balls(8);
+    for (auto & ball : balls)
+    {
+      ball = { uniform(generator) * 30,
+               uniform(generator) * 26,
+               uniform(generator) * 22,
+               1 + 7 * uniform(generator),
+               uniform(generator) * 3 };
+    }
+    const double speckle = seed < 3 ? 0.0 : 0.08;
+    auto         probability =
+      MakeImage({ { 30, 26, 22 } }, spacing, ImageType::PointType(0.0), identity, [&](const ImageType::PointType & p) {
+        for (const auto & ball : balls)
+        {
+          const double r = std::hypot(p[0] - ball[0], p[1] - ball[1], p[2] - ball[2]);
+          if (r < ball[3] && r >= ball[4])
+          {
+            return 0.9f;
+          }
+        }
+        return 0.1f;
+      });
+    for (std::size_t i = 0; i < probability->GetBufferedRegion().GetNumberOfPixels(); ++i)
+    {
+      if (uniform(generator) < speckle)
+      {
+        probability->GetBufferPointer()[i] = 1.0f - probability->GetBufferPointer()[i];
+      }
+    }
+    for (const bool keepLargest : { false, true })
+    {
+      for (const bool fill : { false, true })
+      {
+        const auto  expected = reference(probability, keepLargest, fill);
+        const auto  mask = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, keepLargest, fill);
+        std::size_t differences = 0;
+        std::size_t foreground = 0;
+        for (std::size_t i = 0; i < mask->GetBufferedRegion().GetNumberOfPixels(); ++i)
+        {
+          differences += mask->GetBufferPointer()[i] != expected->GetBufferPointer()[i];
+          foreground += expected->GetBufferPointer()[i];
+        }
+        EXPECT_EQ(differences, 0u) << "seed " << seed << " largest " << keepLargest << " fill " << fill;
+        EXPECT_GT(foreground, 0u);
+      }
+    }
+  }
 }
