@@ -92,6 +92,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
     }
   }
   options.InitialModelFile = arguments.Get("--initialize");
+  options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   return options;
 }
 
@@ -116,6 +117,7 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
   --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
+  --bn-recalibration
 )";
 
 int
@@ -153,7 +155,8 @@ Protocol(int argc, char * argv[])
                             "--checkpoint-every",
                             "--time-limit",
                             "--synthetic",
-                            "--synthetic-contrasts" });
+                            "--synthetic-contrasts",
+                            "--bn-recalibration" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output-dir"))
   {
     throw UsageError("--manifest and --output-dir are required (see kdbet protocol --help)");
@@ -244,6 +247,10 @@ UNet++ baseline.
   --synthetic-contrasts L contrast families of those, comma list of t1w, t2w, pdw, random
                           (default all four)
   --initialize FILE       start from this model's weights (same role and architecture)
+  --bn-recalibration N    after training, re-estimate the batch-norm statistics as plain
+                          averages over N more training batches (default 0: keep the
+                          moving averages, which follow the last ~10 batches); with
+                          --steps 0 and --initialize, re-estimates a trained model's
 )";
 
 std::set<std::string>
@@ -318,7 +325,8 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--log",
                             "--synthetic",
                             "--synthetic-contrasts",
-                            "--initialize" });
+                            "--initialize",
+                            "--bn-recalibration" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output"))
   {
     throw UsageError("--manifest and --output are required (see kdbet train --help)");

@@ -103,6 +103,12 @@ public:
      * architecture. Empty: random initialisation. A checkpoint, if present,
      * takes precedence. */
     std::string InitialModelFile;
+    /** After the last step, replace the batch-norm running statistics (moving
+     * averages dominated by the last few batches) by plain averages over this
+     * many further training batches; forward passes only. 0 = keep the moving
+     * averages. With NumberOfSteps 0 and an initial model, this re-estimates
+     * the statistics of an already trained model. */
+    unsigned int BatchNormRecalibrationBatches{ 0 };
   };
 
   /** Rows of a CSV with a header naming the columns. The image column is

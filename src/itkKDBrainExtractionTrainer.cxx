@@ -420,6 +420,62 @@ MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainEx
   return { torch::cat(images, 0), torch::cat(masks, 0) };
 }
 
+/** Re-estimates the batch-normalisation running statistics as plain averages
+ * over \a numberOfBatches training batches (forward passes only; weights,
+ * dropout and the optimizer are untouched). The moving averages of training
+ * weigh the last ~10 batches most (momentum 0.1): with batches of two patches
+ * they follow whatever those few patches were, and the network at inference
+ * normalises with them. The batches continue the training stream after
+ * step \a firstStep, so the result is a function of the seed alone. */
+void
+RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & cases, uint64_t firstStep,
+                     unsigned int numberOfBatches, const KDBrainExtractionTrainer::Options & options,
+                     const std::vector<ContrastFamily> &              syntheticContrasts,
+                     const KDBrainExtractionPreprocessing::Contract & contract, const torch::Device & device)
+{
+  std::vector<torch::nn::BatchNorm3dImpl *> batchNorms;
+  for (const auto & module : network->modules(false))
+  {
+    if (auto * batchNorm = module->as<torch::nn::BatchNorm3d>())
+    {
+      batchNorms.push_back(batchNorm);
+    }
+  }
+  if (batchNorms.empty() || numberOfBatches == 0)
+  {
+    return;
+  }
+  torch::NoGradGuard noGrad;
+  // Training mode, so that batch norm uses and records batch statistics
+  // (UNet++ in evaluation mode folds it into the convolutions); dropout off.
+  network->train();
+  for (const auto & module : network->modules(false))
+  {
+    if (module->as<torch::nn::Dropout3d>())
+    {
+      module->eval();
+    }
+  }
+  std::vector<c10::optional<double>> momenta;
+  for (auto * batchNorm : batchNorms)
+  {
+    momenta.push_back(batchNorm->options.momentum());
+    // No momentum: a cumulative average over the batches since the reset.
+    batchNorm->options.momentum(c10::nullopt);
+    batchNorm->reset_running_stats();
+  }
+  for (unsigned int index = 0; index < numberOfBatches; ++index)
+  {
+    const Batch batch = MakeBatch(cases, firstStep + index, options, syntheticContrasts, contract);
+    network->ForwardHeads(batch.Image.to(device));
+  }
+  for (std::size_t index = 0; index < batchNorms.size(); ++index)
+  {
+    batchNorms[index]->options.momentum(momenta[index]);
+  }
+  network->eval();
+}
+
 std::string
 FormatDuration(double seconds)
 {
@@ -580,9 +636,14 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     itkGenericExceptionMacro(<< "no training cases");
   }
-  if (options.BatchSize == 0 || options.NumberOfSteps == 0)
+  if (options.BatchSize == 0)
   {
-    itkGenericExceptionMacro(<< "batch size and number of steps must be positive");
+    itkGenericExceptionMacro(<< "the batch size must be positive");
+  }
+  if (options.NumberOfSteps == 0 && options.InitialModelFile.empty())
+  {
+    itkGenericExceptionMacro(<< "the number of steps must be positive (0 only with an initial model, whose "
+                                "batch-norm statistics are then re-estimated)");
   }
   if (options.DistillationWeight < 0.0 || options.DistillationWeight > 1.0)
   {
@@ -861,6 +922,19 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     log << std::endl;
   }
+  if (options.BatchNormRecalibrationBatches > 0)
+  {
+    log << "[" << role << "] re-estimating batch-norm statistics over " << options.BatchNormRecalibrationBatches
+        << " batches" << std::endl;
+    RecalibrateBatchNorm(network,
+                         training,
+                         options.NumberOfSteps,
+                         options.BatchNormRecalibrationBatches,
+                         options,
+                         syntheticContrasts,
+                         contract,
+                         device);
+  }
   const double totalSeconds = previousSeconds + std::chrono::duration<double>(Clock::now() - start).count();
   network->eval();
   network->to(implementation.Device);
@@ -894,6 +968,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   if (!initialChecksum.empty())
   {
     model->SetMetadata("training.initial_model", initialChecksum);
+  }
+  if (options.BatchNormRecalibrationBatches > 0)
+  {
+    model->SetMetadata("training.batch_norm_recalibration",
+                       std::to_string(options.BatchNormRecalibrationBatches) + " batches");
   }
   model->SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
   model->SetMetadata("training.final_loss", std::to_string(lastLoss));

@@ -296,3 +296,47 @@ TEST(KDBrainExtractionEvaluationProtocol, TinyEndToEndRunWritesTheReportAndResum
   const std::string jsonAgain((std::istreambuf_iterator<char>(jsonAgainFile)), std::istreambuf_iterator<char>());
   EXPECT_EQ(jsonAgain, json);
 }
+
+TEST(KDBrainExtractionTrainer, BatchNormRecalibrationReplacesOnlyTheRunningStatistics)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  const std::string  directory = itksys::SystemTools::GetFilenamePath(cases.front().Image) + "/..";
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  const auto trained = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(trained.IsNotNull());
+  const std::string trainedFile = directory + "/trained-student.kdbm";
+  trained->Save(trainedFile);
+
+  // No steps is only allowed with a model to start from.
+  options.NumberOfSteps = 0;
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+
+  // Zero steps and no recalibration hand the initial model back unchanged.
+  options.InitialModelFile = trainedFile;
+  const auto copied = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(copied.IsNotNull());
+  EXPECT_EQ(PredictOn(copied), PredictOn(trained));
+
+  options.BatchNormRecalibrationBatches = 3;
+  const auto recalibrated = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(recalibrated.IsNotNull());
+  EXPECT_NE(PredictOn(recalibrated), PredictOn(trained)) << "the running statistics did not change";
+  EXPECT_EQ(recalibrated->GetMetadata("training.batch_norm_recalibration"), "3 batches");
+
+  // The statistics are reset and averaged anew over the same batches, and the
+  // weights are untouched: recalibrating the recalibrated model changes nothing.
+  const std::string recalibratedFile = directory + "/recalibrated-student.kdbm";
+  recalibrated->Save(recalibratedFile);
+  options.InitialModelFile = recalibratedFile;
+  const auto twice = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(twice.IsNotNull());
+  const auto once = PredictOn(recalibrated);
+  const auto again = PredictOn(twice);
+  ASSERT_EQ(once.size(), again.size());
+  for (std::size_t i = 0; i < once.size(); ++i)
+  {
+    ASSERT_NEAR(once[i], again[i], 1e-5) << "at " << i;
+  }
+}
