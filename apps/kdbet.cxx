@@ -250,7 +250,7 @@ UNet++ baseline.
   --bn-recalibration N    after training, re-estimate the batch-norm statistics as plain
                           averages over N more training batches (default 0: keep the
                           moving averages, which follow the last ~10 batches); with
-                          --steps 0 and --initialize, re-estimates a trained model's
+                          --steps 0 and --initialize, re-estimates those of a trained model
 )";
 
 std::set<std::string>

@@ -421,7 +421,7 @@ MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainEx
 }
 
 /** Re-estimates the batch-normalisation running statistics as plain averages
- * over \a numberOfBatches training batches (forward passes only; weights,
+ * over options.BatchNormRecalibrationBatches training batches (forward passes only; weights,
  * dropout and the optimizer are untouched). The moving averages of training
  * weigh the last ~10 batches most (momentum 0.1): with batches of two patches
  * they follow whatever those few patches were, and the network at inference
@@ -429,7 +429,7 @@ MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainEx
  * step \a firstStep, so the result is a function of the seed alone. */
 void
 RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & cases, uint64_t firstStep,
-                     unsigned int numberOfBatches, const KDBrainExtractionTrainer::Options & options,
+                     const KDBrainExtractionTrainer::Options &        options,
                      const std::vector<ContrastFamily> &              syntheticContrasts,
                      const KDBrainExtractionPreprocessing::Contract & contract, const torch::Device & device)
 {
@@ -441,7 +441,7 @@ RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & ca
       batchNorms.push_back(batchNorm);
     }
   }
-  if (batchNorms.empty() || numberOfBatches == 0)
+  if (batchNorms.empty())
   {
     return;
   }
@@ -464,7 +464,7 @@ RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & ca
     batchNorm->options.momentum(c10::nullopt);
     batchNorm->reset_running_stats();
   }
-  for (unsigned int index = 0; index < numberOfBatches; ++index)
+  for (unsigned int index = 0; index < options.BatchNormRecalibrationBatches; ++index)
   {
     const Batch batch = MakeBatch(cases, firstStep + index, options, syntheticContrasts, contract);
     network->ForwardHeads(batch.Image.to(device));
@@ -642,8 +642,8 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   }
   if (options.NumberOfSteps == 0 && options.InitialModelFile.empty())
   {
-    itkGenericExceptionMacro(<< "the number of steps must be positive (0 only with an initial model, whose "
-                                "batch-norm statistics are then re-estimated)");
+    itkGenericExceptionMacro(<< "the number of steps must be positive (0 only with an initial model, to "
+                                "re-estimate its batch-norm statistics)");
   }
   if (options.DistillationWeight < 0.0 || options.DistillationWeight > 1.0)
   {
@@ -926,14 +926,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     log << "[" << role << "] re-estimating batch-norm statistics over " << options.BatchNormRecalibrationBatches
         << " batches" << std::endl;
-    RecalibrateBatchNorm(network,
-                         training,
-                         options.NumberOfSteps,
-                         options.BatchNormRecalibrationBatches,
-                         options,
-                         syntheticContrasts,
-                         contract,
-                         device);
+    RecalibrateBatchNorm(network, training, options.NumberOfSteps, options, syntheticContrasts, contract, device);
   }
   const double totalSeconds = previousSeconds + std::chrono::duration<double>(Clock::now() - start).count();
   network->eval();
