@@ -22,6 +22,7 @@
 #include "itkImageToImageFilter.h"
 
 #include <array>
+#include <vector>
 
 namespace itk
 {
@@ -34,8 +35,11 @@ namespace itk
  * range of the chosen contrast family, which fixes the ordering that defines
  * the family (T1w: white > grey matter > CSF; T2w: CSF > grey > white matter;
  * PDw: CSF > grey > white matter, with less spread; Random: any order), and a
- * random within-class texture. The image then goes through what a scanner and a
- * resampling do to it: a Gaussian blur (partial volume), with probability 1/2
+ * random within-class texture. The brain's outer voxels are mixed with CSF
+ * around the brain (sulci and the thin fluid over the cortex are finer than
+ * the labels, and the brain mask takes them in). The image then goes through
+ * what a scanner and a resampling do to it: a Gaussian blur (partial volume),
+ * with probability 1/2
  * a loss of resolution along one axis (a thick slice profile, sampled at the
  * coarse spacing and interpolated back), a smooth multiplicative bias field,
  * and Rician noise. Intensities are relative, about [0, 1].
@@ -78,6 +82,13 @@ public:
   itkSetClampMacro(MaximumTextureDeviation, double, 0.0, 1.0);
   itkGetConstMacro(MaximumTextureDeviation, double);
 
+  /** Largest share of CSF mixed into the brain's outermost voxel layer (half
+   * of it into the next layer in): the sulci and the thin CSF over the
+   * cortex, which make the brain's rim brighter than the cortex beneath in
+   * T2w and darker in T1w; 0 turns it off. */
+  itkSetClampMacro(MaximumCorticalCSFFraction, double, 0.0, 1.0);
+  itkGetConstMacro(MaximumCorticalCSFFraction, double);
+
   /** Largest standard deviation (mm) of the Gaussian blur. */
   itkSetClampMacro(MaximumBlurSigma, double, 0.0, 10.0);
   itkGetConstMacro(MaximumBlurSigma, double);
@@ -98,6 +109,9 @@ public:
   /** After an update: the mean intensity drawn for each class. */
   itkGetConstReferenceMacro(ClassIntensities, ClassIntensitiesType);
 
+  /** After an update: the share of CSF drawn for the brain's outermost layer. */
+  itkGetConstMacro(CorticalCSFFraction, double);
+
 protected:
   HeadContrastSynthesisImageFilter() = default;
   ~HeadContrastSynthesisImageFilter() override = default;
@@ -115,14 +129,24 @@ protected:
   GenerateData() override;
 
 private:
+  using InputPixelType = typename InputImageType::PixelType;
+  using SizeType = typename InputImageType::SizeType;
+
+  /** Per voxel of a buffer of class codes: 1 for the brain's outermost voxel
+   * layer, 2 for the layer beneath, 0 elsewhere. */
+  static std::vector<uint8_t>
+  BrainRimLayers(const InputPixelType * labels, const SizeType & size);
+
   ContrastFamily       m_Contrast{ ContrastFamily::T1w };
   uint64_t             m_Seed{ 0 };
   double               m_MaximumTextureDeviation{ 0.1 };
-  double               m_MaximumBlurSigma{ 1.0 };
+  double               m_MaximumCorticalCSFFraction{ 0.5 };
+  double               m_MaximumBlurSigma{ 2.0 };
   double               m_MaximumSliceThicknessFactor{ 3.0 };
   double               m_MaximumBiasFieldStrength{ 0.4 };
   double               m_MaximumNoiseDeviation{ 0.04 };
   ClassIntensitiesType m_ClassIntensities{};
+  double               m_CorticalCSFFraction{ 0.0 };
 };
 } // end namespace itk
 

@@ -27,6 +27,7 @@
 
 #include <cmath>
 #include <random>
+#include <vector>
 
 namespace itk
 {
@@ -95,16 +96,20 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::GenerateData()
   }
   if (m_Contrast != ContrastFamily::Random)
   {
-    // One fluid inside and around the brain; partial volume darkens the rim a little.
+    // One fluid inside and around the brain. The layer around it is thin
+    // (a few mm), so its voxels share signal with dura and bone: darker than
+    // the ventricles, by much in heads with little atrophy and at coarse
+    // spacing (in the SPM avg152 T2w template it is darker than cortex).
     const auto brainCSF = static_cast<unsigned int>(TissueClass::BrainCSF);
     const auto extraCSF = static_cast<unsigned int>(TissueClass::ExtraCerebralCSF);
-    m_ClassIntensities[extraCSF] = m_ClassIntensities[brainCSF] * uniform(0.85, 1.05);
+    m_ClassIntensities[extraCSF] = m_ClassIntensities[brainCSF] * uniform(0.6, 1.05);
   }
   std::array<double, classes> texture{};
   for (auto & deviation : texture)
   {
     deviation = uniform(0.0, m_MaximumTextureDeviation);
   }
+  m_CorticalCSFFraction = uniform(0.0, m_MaximumCorticalCSFFraction);
   const double blurSigma = uniform(0.0, m_MaximumBlurSigma);
   const bool   thickSlices = m_MaximumSliceThicknessFactor > 1.0 && uniform(0.0, 1.0) < 0.5;
   const auto   thickAxis = static_cast<unsigned int>(std::min(uniform(0.0, ImageDimension), ImageDimension - 1.0));
@@ -137,6 +142,16 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::GenerateData()
         itkExceptionMacro(<< "voxel value " << c << " is not a tissue class (0 to " << classes - 1 << ")");
       }
       values[i] = static_cast<float>(m_ClassIntensities[c] * (1.0 + texture[c] * normal(generator)));
+    }
+    if (m_CorticalCSFFraction > 0.0)
+    {
+      const auto                  layers = BrainRimLayers(labels, region.GetSize());
+      const double                csf = m_ClassIntensities[static_cast<unsigned int>(TissueClass::ExtraCerebralCSF)];
+      const std::array<double, 3> share{ { 0.0, m_CorticalCSFFraction, 0.5 * m_CorticalCSFFraction } };
+      for (std::size_t i = 0; i < count; ++i)
+      {
+        values[i] = static_cast<float>((1.0 - share[layers[i]]) * values[i] + share[layers[i]] * csf);
+      }
     }
   }
   this->UpdateProgress(0.2f);
@@ -235,6 +250,49 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::GenerateData()
 }
 
 template <typename TInputImage, typename TOutputImage>
+std::vector<uint8_t>
+HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::BrainRimLayers(const InputPixelType * labels,
+                                                                            const SizeType &       size)
+{
+  std::array<std::size_t, ImageDimension> stride{};
+  std::size_t                             count = 1;
+  for (unsigned int d = 0; d < ImageDimension; ++d)
+  {
+    stride[d] = count;
+    count *= size[d];
+  }
+  auto isBrain = [labels](std::size_t i) {
+    const auto c = static_cast<TissueClass>(labels[i]);
+    return c == TissueClass::BrainCSF || c == TissueClass::GreyMatter || c == TissueClass::WhiteMatter;
+  };
+  std::vector<uint8_t> layers(count, 0);
+  for (uint8_t layer = 1; layer <= 2; ++layer)
+  {
+    // A brain voxel joins this layer when a face neighbour is outside the
+    // brain (layer 1; the image's edge counts as outside) or in layer 1.
+    auto isOuter = [&](std::size_t j) { return layer == 1 ? !isBrain(j) : layers[j] == 1; };
+    for (std::size_t i = 0; i < count; ++i)
+    {
+      if (!isBrain(i) || layers[i] != 0)
+      {
+        continue;
+      }
+      bool touches = false;
+      for (unsigned int d = 0; d < ImageDimension && !touches; ++d)
+      {
+        const std::size_t coordinate = (i / stride[d]) % size[d];
+        touches = coordinate == 0 || coordinate + 1 == size[d] || isOuter(i - stride[d]) || isOuter(i + stride[d]);
+      }
+      if (touches)
+      {
+        layers[i] = layer;
+      }
+    }
+  }
+  return layers;
+}
+
+template <typename TInputImage, typename TOutputImage>
 void
 HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::PrintSelf(std::ostream & os, Indent indent) const
 {
@@ -242,6 +300,7 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::PrintSelf(std::ostr
   os << indent << "Contrast: " << m_Contrast << std::endl;
   os << indent << "Seed: " << m_Seed << std::endl;
   os << indent << "MaximumTextureDeviation: " << m_MaximumTextureDeviation << std::endl;
+  os << indent << "MaximumCorticalCSFFraction: " << m_MaximumCorticalCSFFraction << std::endl;
   os << indent << "MaximumBlurSigma: " << m_MaximumBlurSigma << std::endl;
   os << indent << "MaximumSliceThicknessFactor: " << m_MaximumSliceThicknessFactor << std::endl;
   os << indent << "MaximumBiasFieldStrength: " << m_MaximumBiasFieldStrength << std::endl;
@@ -252,6 +311,7 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::PrintSelf(std::ostr
     os << " " << value;
   }
   os << std::endl;
+  os << indent << "CorticalCSFFraction: " << m_CorticalCSFFraction << std::endl;
 }
 } // end namespace itk
 

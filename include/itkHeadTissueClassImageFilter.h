@@ -32,11 +32,21 @@ namespace itk
  * and (optionally) its brain mask: the input of contrast synthesis.
  *
  * Inside the brain the classes come from the label map (for instance a DLMUSE
- * parcellation): each label is one tissue, and its median T1w intensity decides
- * which: the labels are clustered into three groups (weighted 1D k-means,
- * weights = voxel counts), the darkest being CSF (the ventricles), then grey
- * and white matter. Brain voxels without a label (holes filled in the mask)
- * take the class whose intensity centre is nearest to theirs.
+ * parcellation): each label is one tissue. Labels whose tissue is known from
+ * anatomy (KnownLabelClasses; default: the MUSE codes of the ventricles,
+ * cortex, cerebellar cortex, hippocampus, amygdala, lobar and cerebellar white
+ * matter, see MUSELabelClasses()) take that class. Every other label (deep
+ * nuclei, brainstem, codes the table does not name) takes the class whose
+ * T1w intensity centre is nearest to the label's median; a class's centre is
+ * the count-weighted mean of its known labels' medians. Intensity alone
+ * cannot classify the labels: at 2 mm, cortical labels darkened by the sulcal
+ * fluid they contain have medians as low as the ventricles', and a bias field
+ * makes some lobes' white matter as dark as other lobes' cortex. When the
+ * label map lacks known labels of one of the three classes, all labels are
+ * clustered into three groups by their medians (weighted 1D k-means, weights =
+ * voxel counts), the darkest being CSF. Brain voxels without a label (holes
+ * filled in the mask) take the class whose centre is nearest to their own
+ * intensity.
  *
  * Outside the brain there are no labels, so the T1w intensities decide. The
  * head is the largest connected region above Otsu's threshold plus the brain,
@@ -80,6 +90,7 @@ public:
   using TissueClass = HeadTissueEnums::TissueClass;
   /** Intensity centres of the three clusters, darkest first. */
   using CentresType = std::array<double, 3>;
+  using LabelClassMapType = std::map<LabelPixelType, TissueClass>;
   using MaskImageType = Image<unsigned char, ImageDimension>;
   using DistanceImageType = Image<float, ImageDimension>;
 
@@ -96,6 +107,33 @@ public:
   itkSetClampMacro(HeadClosingRadius, double, 0.0, NumericTraits<double>::max());
   itkGetConstMacro(HeadClosingRadius, double);
 
+  /** Brain labels whose tissue is known whatever their intensity (default:
+   * MUSELabelClasses()); empty: decide by intensity alone. */
+  void
+  SetKnownLabelClasses(const LabelClassMapType & table)
+  {
+    if (table != m_KnownLabelClasses)
+    {
+      m_KnownLabelClasses = table;
+      this->Modified();
+    }
+  }
+  const LabelClassMapType &
+  GetKnownLabelClasses() const
+  {
+    return m_KnownLabelClasses;
+  }
+
+  /** The tissue of the MUSE ROI codes (as in DLMUSE label maps) that are
+   * unambiguous: ventricles (4, 11, 49-52) are CSF; cortex (100-207),
+   * cerebellar cortex (38, 39), hippocampus (47, 48) and amygdala (31, 32) are
+   * grey matter; lobar white matter, fornix, internal capsule and corpus
+   * callosum (81-95) and cerebellar white matter (40, 41) are white matter.
+   * Deep nuclei and the brainstem are left to their intensity: in T1w the
+   * thalamus and pallidum are nearly as bright as white matter. */
+  static LabelClassMapType
+  MUSELabelClasses();
+
   /** Dark non-brain voxels this close to the brain (mm) are CSF, not bone. */
   itkSetClampMacro(ExtraCerebralCSFDistance, double, 0.0, NumericTraits<double>::max());
   itkGetConstMacro(ExtraCerebralCSFDistance, double);
@@ -107,16 +145,17 @@ public:
   itkGetConstReferenceMacro(NonBrainCentres, CentresType);
 
   /** After an update: the class given to each brain label. */
-  const std::map<LabelPixelType, TissueClass> &
+  const LabelClassMapType &
   GetLabelClasses() const
   {
     return m_LabelClasses;
   }
 
-  /** Weighted 1D k-means with three clusters; returns the sorted centres.
-   * Deterministic: starts from the weighted 1/6, 1/2 and 5/6 quantiles. */
-  static CentresType
-  ClusterIntensities(const std::vector<double> & values, const std::vector<double> & weights);
+  /** Weighted 1D k-means with \a clusters clusters; returns the sorted
+   * centres. Deterministic: starts from the weighted (2k+1)/(2 clusters)
+   * quantiles (1/6, 1/2 and 5/6 for three). */
+  static std::vector<double>
+  ClusterIntensities(const std::vector<double> & values, const std::vector<double> & weights, unsigned int clusters);
 
 protected:
   HeadTissueClassImageFilter();
@@ -139,11 +178,12 @@ protected:
   MillimetresFrom(const MaskImageType * mask);
 
 private:
-  double                                m_HeadClosingRadius{ 10.0 };
-  double                                m_ExtraCerebralCSFDistance{ 4.0 };
-  CentresType                           m_BrainCentres{ { 0.0, 0.0, 0.0 } };
-  CentresType                           m_NonBrainCentres{ { 0.0, 0.0, 0.0 } };
-  std::map<LabelPixelType, TissueClass> m_LabelClasses;
+  LabelClassMapType m_KnownLabelClasses{ MUSELabelClasses() };
+  double            m_HeadClosingRadius{ 10.0 };
+  double            m_ExtraCerebralCSFDistance{ 4.0 };
+  CentresType       m_BrainCentres{ { 0.0, 0.0, 0.0 } };
+  CentresType       m_NonBrainCentres{ { 0.0, 0.0, 0.0 } };
+  LabelClassMapType m_LabelClasses;
 };
 } // end namespace itk
 

@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <numeric>
 
 namespace itk
@@ -65,12 +66,12 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::EnlargeOutpu
 }
 
 template <typename TInputImage, typename TLabelImage, typename TOutputImage>
-auto
+std::vector<double>
 HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::ClusterIntensities(
-  const std::vector<double> & values, const std::vector<double> & weights) -> CentresType
+  const std::vector<double> & values, const std::vector<double> & weights, unsigned int clusters)
 {
-  CentresType centres{ { 0.0, 0.0, 0.0 } };
-  if (values.empty())
+  std::vector<double> centres(clusters, 0.0);
+  if (values.empty() || clusters == 0)
   {
     return centres;
   }
@@ -78,29 +79,28 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::ClusterInten
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&values](std::size_t a, std::size_t b) { return values[a] < values[b]; });
   const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
-  const double quantiles[3] = { 1.0 / 6.0, 0.5, 5.0 / 6.0 };
   double       cumulative = 0.0;
   unsigned int next = 0;
   for (const std::size_t index : order)
   {
     cumulative += weights[index];
-    while (next < 3 && cumulative >= quantiles[next] * total)
+    while (next < clusters && cumulative >= (2.0 * next + 1.0) / (2.0 * clusters) * total)
     {
       centres[next++] = values[index];
     }
   }
-  for (; next < 3; ++next)
+  for (; next < clusters; ++next)
   {
     centres[next] = values[order.back()];
   }
   for (unsigned int iteration = 0; iteration < 100; ++iteration)
   {
-    std::array<double, 3> sum{ { 0.0, 0.0, 0.0 } };
-    std::array<double, 3> weight{ { 0.0, 0.0, 0.0 } };
+    std::vector<double> sum(clusters, 0.0);
+    std::vector<double> weight(clusters, 0.0);
     for (std::size_t i = 0; i < values.size(); ++i)
     {
       unsigned int nearest = 0;
-      for (unsigned int c = 1; c < 3; ++c)
+      for (unsigned int c = 1; c < clusters; ++c)
       {
         if (std::abs(values[i] - centres[c]) < std::abs(values[i] - centres[nearest]))
         {
@@ -110,8 +110,8 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::ClusterInten
       sum[nearest] += weights[i] * values[i];
       weight[nearest] += weights[i];
     }
-    CentresType updated = centres;
-    for (unsigned int c = 0; c < 3; ++c)
+    std::vector<double> updated = centres;
+    for (unsigned int c = 0; c < clusters; ++c)
     {
       if (weight[c] > 0.0)
       {
@@ -126,6 +126,31 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::ClusterInten
     centres = updated;
   }
   return centres;
+}
+
+template <typename TInputImage, typename TLabelImage, typename TOutputImage>
+auto
+HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::MUSELabelClasses() -> LabelClassMapType
+{
+  LabelClassMapType table;
+  const auto        assign = [&table](std::initializer_list<int> codes, TissueClass tissue) {
+    for (const int code : codes)
+    {
+      table[static_cast<LabelPixelType>(code)] = tissue;
+    }
+  };
+  assign({ 4, 11, 49, 50, 51, 52 }, TissueClass::BrainCSF);
+  assign({ 31, 32, 38, 39, 47, 48 }, TissueClass::GreyMatter);
+  for (int code = 100; code <= 207; ++code)
+  {
+    table[static_cast<LabelPixelType>(code)] = TissueClass::GreyMatter;
+  }
+  assign({ 40, 41 }, TissueClass::WhiteMatter);
+  for (int code = 81; code <= 95; ++code)
+  {
+    table[static_cast<LabelPixelType>(code)] = TissueClass::WhiteMatter;
+  }
+  return table;
 }
 
 template <typename TInputImage, typename TLabelImage, typename TOutputImage>
@@ -191,16 +216,48 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::GenerateData
   {
     itkExceptionMacro(<< "the label map has no brain label (no voxel > 0 inside the brain)");
   }
-  std::vector<double> medians;
-  std::vector<double> counts;
+  std::vector<LabelPixelType> labelValues;
+  std::vector<double>         medians;
+  std::vector<double>         counts;
   for (auto & entry : labelIntensities)
   {
     auto & values = entry.second;
     std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+    labelValues.push_back(entry.first);
     medians.push_back(values[values.size() / 2]);
     counts.push_back(static_cast<double>(values.size()));
   }
-  m_BrainCentres = ClusterIntensities(medians, counts);
+  m_LabelClasses.clear();
+  // Class centres from the labels of known tissue: the count-weighted mean of
+  // their medians.
+  std::array<double, 3> knownSum{ { 0.0, 0.0, 0.0 } };
+  std::array<double, 3> knownCount{ { 0.0, 0.0, 0.0 } };
+  for (std::size_t index = 0; index < labelValues.size(); ++index)
+  {
+    const auto known = m_KnownLabelClasses.find(labelValues[index]);
+    if (known != m_KnownLabelClasses.end())
+    {
+      const auto c = static_cast<unsigned int>(known->second) - static_cast<unsigned int>(TissueClass::BrainCSF);
+      if (c < 3)
+      {
+        knownSum[c] += counts[index] * medians[index];
+        knownCount[c] += counts[index];
+      }
+    }
+  }
+  const bool useKnownClasses = knownCount[0] > 0.0 && knownCount[1] > 0.0 && knownCount[2] > 0.0;
+  if (useKnownClasses)
+  {
+    for (unsigned int c = 0; c < 3; ++c)
+    {
+      m_BrainCentres[c] = knownSum[c] / knownCount[c];
+    }
+  }
+  else
+  {
+    const auto centres = ClusterIntensities(medians, counts, 3);
+    m_BrainCentres = { { centres[0], centres[1], centres[2] } };
+  }
   auto nearestBrainClass = [this](double value) {
     unsigned int nearest = 0;
     for (unsigned int c = 1; c < 3; ++c)
@@ -212,13 +269,11 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::GenerateData
     }
     return static_cast<TissueClass>(static_cast<unsigned int>(TissueClass::BrainCSF) + nearest);
   };
-  m_LabelClasses.clear();
+  for (std::size_t index = 0; index < labelValues.size(); ++index)
   {
-    std::size_t index = 0;
-    for (const auto & entry : labelIntensities)
-    {
-      m_LabelClasses[entry.first] = nearestBrainClass(medians[index++]);
-    }
+    const auto known = useKnownClasses ? m_KnownLabelClasses.find(labelValues[index]) : m_KnownLabelClasses.end();
+    m_LabelClasses[labelValues[index]] =
+      known != m_KnownLabelClasses.end() ? known->second : nearestBrainClass(medians[index]);
   }
   labelIntensities.clear();
   this->UpdateProgress(0.3f);
@@ -305,7 +360,10 @@ HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::GenerateData
       nonBrain.push_back(static_cast<double>(intensity[i]));
     }
   }
-  m_NonBrainCentres = ClusterIntensities(nonBrain, std::vector<double>(nonBrain.size(), 1.0));
+  {
+    const auto centres = ClusterIntensities(nonBrain, std::vector<double>(nonBrain.size(), 1.0), 3);
+    m_NonBrainCentres = { { centres[0], centres[1], centres[2] } };
+  }
   nonBrain.clear();
   nonBrain.shrink_to_fit();
 
@@ -352,6 +410,7 @@ void
 HeadTissueClassImageFilter<TInputImage, TLabelImage, TOutputImage>::PrintSelf(std::ostream & os, Indent indent) const
 {
   Superclass::PrintSelf(os, indent);
+  os << indent << "KnownLabelClasses: " << m_KnownLabelClasses.size() << " labels" << std::endl;
   os << indent << "HeadClosingRadius: " << m_HeadClosingRadius << std::endl;
   os << indent << "ExtraCerebralCSFDistance: " << m_ExtraCerebralCSFDistance << std::endl;
   os << indent << "BrainCentres: " << m_BrainCentres[0] << " " << m_BrainCentres[1] << " " << m_BrainCentres[2]
