@@ -39,10 +39,9 @@ namespace itk
  * around the brain (sulci and the thin fluid over the cortex are finer than
  * the labels, and the brain mask takes them in). The image then goes through
  * what a scanner and a resampling do to it: a Gaussian blur (partial volume),
- * with probability 1/2
- * a loss of resolution along one axis (a thick slice profile, sampled at the
- * coarse spacing and interpolated back), a smooth multiplicative bias field,
- * and Rician noise. Intensities are relative, about [0, 1].
+ * with probability 1/2 a loss of resolution along one axis (a thick slice
+ * profile, sampled at the coarse spacing and interpolated back), a smooth
+ * multiplicative bias field, and Rician noise. Intensities are relative, about [0, 1].
  *
  * Every random number comes from one generator seeded with Seed, drawn in a
  * fixed order: the same seed and class map give the same image. The output

@@ -90,6 +90,18 @@ ClassesOf(const Phantom & phantom)
   return filter->GetOutput();
 }
 
+/** A synthesis filter on \a classes with the given seed and contrast family,
+ * not yet updated, so that a test can change its other settings first. */
+SynthesisFilterType::Pointer
+SynthesisFilterFor(const ClassImageType * classes, uint64_t seed, ContrastFamily contrast)
+{
+  auto filter = SynthesisFilterType::New();
+  filter->SetInput(classes);
+  filter->SetSeed(seed);
+  filter->SetContrast(contrast);
+  return filter;
+}
+
 /** Mean output intensity per tissue class, over voxels whose radius is at
  * least 2 mm from the class's borders (no partial volume). */
 std::map<TissueClass, double>
@@ -228,10 +240,7 @@ TEST(HeadContrastSynthesisImageFilter, SameSeedSameImageAndTheLabelGeometry)
   const auto phantom = MakePhantom();
   const auto classes = ClassesOf(phantom);
   auto       synthesise = [&classes](uint64_t seed, ContrastFamily contrast) {
-    auto filter = SynthesisFilterType::New();
-    filter->SetInput(classes);
-    filter->SetSeed(seed);
-    filter->SetContrast(contrast);
+    auto filter = SynthesisFilterFor(classes, seed, contrast);
     filter->Update();
     return ImageType::Pointer(filter->GetOutput());
   };
@@ -267,10 +276,7 @@ TEST(HeadContrastSynthesisImageFilter, ContrastFamiliesKeepTheirTissueOrdering)
   {
     for (const auto contrast : { ContrastFamily::T1w, ContrastFamily::T2w, ContrastFamily::PDw })
     {
-      auto filter = SynthesisFilterType::New();
-      filter->SetInput(classes);
-      filter->SetSeed(seed);
-      filter->SetContrast(contrast);
+      auto filter = SynthesisFilterFor(classes, seed, contrast);
       filter->Update();
       auto       mean = MeanByClass(phantom, classes, filter->GetOutput());
       const auto csf = mean[TissueClass::BrainCSF];
@@ -299,10 +305,7 @@ TEST(HeadContrastSynthesisImageFilter, CorticalCSFMixesOnlyTheBrainsTwoOuterLaye
   // Without blur, resolution loss, bias and noise the output is the painted
   // image itself, so the mixing can be checked voxel by voxel.
   auto synthesise = [&classes](uint64_t seed, double maximumFraction) {
-    auto filter = SynthesisFilterType::New();
-    filter->SetInput(classes);
-    filter->SetSeed(seed);
-    filter->SetContrast(ContrastFamily::T2w);
+    auto filter = SynthesisFilterFor(classes, seed, ContrastFamily::T2w);
     filter->SetMaximumBlurSigma(0.0);
     filter->SetMaximumSliceThicknessFactor(1.0);
     filter->SetMaximumBiasFieldStrength(0.0);
