@@ -3,7 +3,9 @@
 # trainer: the teacher on real T1w, then the student distilled from it; then
 # both fine-tuned with half of the samples replaced by synthetic T1w-, T2w-,
 # PDw-like and random contrasts painted from the DLMUSE labels (the student
-# distilled from the fine-tuned teacher). Usage:
+# distilled from the fine-tuned teacher); last, the fine-tuned student's
+# batch-norm statistics are re-estimated over 200 batches (weights unchanged).
+# Usage:
 #   scripts/train-default-models.sh [BUILD_DIR] [WORK_DIR] [TIME_LIMIT_S]
 # Re-running resumes from the checkpoints in WORK_DIR (default:
 # BUILD_DIR/default-training). With TIME_LIMIT_S, each run stops there with a
@@ -43,10 +45,17 @@ synthetic=(--synthetic 0.5 --lr 5e-4)
     --initialize "$work/kdbet_student.kdbm" "${synthetic[@]}" "${common[@]}" \
     --checkpoint "$work/student_synthetic.ckpt" --log "$work/student_synthetic.training-log.jsonl" \
     --output "$work/kdbet_student_synthetic.kdbm"
+# Batch norm's running statistics are moving averages that follow the last ~10
+# batches of two patches, real or synthetic, whatever contrast those were;
+# plain averages over 200 batches of the same mix serve every contrast alike.
+[ -f "$work/kdbet_student_recalibrated.kdbm" ] ||
+  run --role student --width 8 --steps 0 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_synthetic.kdbm" \
+    --initialize "$work/kdbet_student_synthetic.kdbm" "${synthetic[@]}" "${common[@]}" --bn-recalibration 200 \
+    --output "$work/kdbet_student_recalibrated.kdbm"
 models=${KDBET_MODELS_DIR:-$here/Data/Models}
 mkdir -p "$models/training-logs"
 cp "$work/kdbet_teacher_synthetic.kdbm" "$models/kdbet_teacher.kdbm"
-cp "$work/kdbet_student_synthetic.kdbm" "$models/kdbet_student.kdbm"
+cp "$work/kdbet_student_recalibrated.kdbm" "$models/kdbet_student.kdbm"
 for stage in teacher student teacher_synthetic student_synthetic; do
   cp "$work/$stage.training-log.jsonl" "$models/training-logs/$stage.jsonl"
 done
