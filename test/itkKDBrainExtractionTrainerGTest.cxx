@@ -35,11 +35,14 @@ using itk::KDBrainExtractionTrainer;
 using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
 using namespace itk::KDBrainExtractionTesting;
 
-/** Four small synthetic heads (and masks) at 4 mm, written as NIfTI, with a manifest. */
+/** Four small synthetic heads (and masks) at 4 mm, written as NIfTI, with a manifest, in a
+ * folder of the running test's own: CTest runs the tests of this file in parallel, and one
+ * test rewriting a shared folder while another reads it made the reader fail. */
 std::string
 MakeSyntheticDataset()
 {
-  const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-trainer-data";
+  const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-trainer-data-" +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name();
   itksys::SystemTools::MakeDirectory(directory + "/images");
   std::ofstream manifest(directory + "/cases.csv");
   manifest << "subject,image,mask,labels\n";
