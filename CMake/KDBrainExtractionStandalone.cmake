@@ -7,13 +7,15 @@ include(GenerateExportHeader)
 include(CTest)
 include(ExternalData)
 
-# itk_module(): record the dependencies that itk-module.cmake declares.
-macro(itk_module _name)
-  cmake_parse_arguments(_kdbe "EXCLUDE_FROM_DEFAULT;ENABLE_SHARED" ""
-    "DEPENDS;TEST_DEPENDS;COMPILE_DEPENDS;DESCRIPTION" ${ARGN})
-  set(${_name}_DEPENDS ${_kdbe_DEPENDS})
-  set(${_name}_TEST_DEPENDS ${_kdbe_TEST_DEPENDS})
-endmacro()
+# itk_module(): record the dependencies that itk-module.cmake declares. A
+# function with PARSE_ARGV, since the description (the README) holds
+# characters that a macro's argument substitution would alter.
+function(itk_module _name)
+  cmake_parse_arguments(PARSE_ARGV 1 _kdbe "EXCLUDE_FROM_DEFAULT;ENABLE_SHARED" ""
+    "DEPENDS;TEST_DEPENDS;COMPILE_DEPENDS;DESCRIPTION")
+  set(${_name}_DEPENDS ${_kdbe_DEPENDS} PARENT_SCOPE)
+  set(${_name}_TEST_DEPENDS ${_kdbe_TEST_DEPENDS} PARENT_SCOPE)
+endfunction()
 include(${CMAKE_CURRENT_SOURCE_DIR}/itk-module.cmake)
 
 set(itk-module KDBrainExtraction)

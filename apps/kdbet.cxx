@@ -77,6 +77,10 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   options.Seed = arguments.GetCount("--seed", 1);
   options.Device = arguments.Get("--device", "auto");
   options.NumberOfThreads = arguments.GetCount("--threads", DefaultNumberOfThreads());
+  if (arguments.Has("--loader-threads"))
+  {
+    options.NumberOfLoaderThreads = static_cast<int>(arguments.GetCount("--loader-threads", 0));
+  }
   options.CheckpointFile = arguments.Get("--checkpoint");
   options.CheckpointInterval = arguments.GetCount("--checkpoint-every", 100);
   options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
@@ -116,7 +120,7 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
                           kd-soft-mask (default all three)
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
-  --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
+  --loader-threads --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
   --bn-recalibration
 )";
 
@@ -152,6 +156,7 @@ Protocol(int argc, char * argv[])
                             "--seed",
                             "--device",
                             "--threads",
+                            "--loader-threads",
                             "--checkpoint-every",
                             "--time-limit",
                             "--synthetic",
@@ -238,6 +243,9 @@ UNet++ baseline.
   --seed N                random seed (default 1)
   --device D              auto, cpu, cuda, cuda:N
   --threads N             CPU threads
+  --loader-threads N      CPU threads preparing samples (synthesis, augmentation) in
+                          parallel and a step ahead; same batches for any N (default:
+                          0 on the CPU, the batch size on a GPU)
   --checkpoint FILE       checkpoint, written every --checkpoint-every steps (default 100)
                           and resumed from when present
   --time-limit S          stop after S seconds with a checkpoint (exit code 3)
@@ -319,6 +327,7 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--seed",
                             "--device",
                             "--threads",
+                            "--loader-threads",
                             "--checkpoint",
                             "--checkpoint-every",
                             "--time-limit",

@@ -81,6 +81,11 @@ public:
     unsigned int Seed{ 1 };
     std::string  Device{ "auto" };
     unsigned int NumberOfThreads{ 0 };
+    /** CPU threads that prepare training samples (synthesis, augmentation)
+     * in parallel and one step ahead of the network; the batches are the same
+     * for any number. 0 = in turn with the network; -1 = automatic: 0 on the
+     * CPU, the batch size (at most all cores but one) on a GPU. */
+    int NumberOfLoaderThreads{ -1 };
     /** Checkpoint file: written every CheckpointInterval steps and resumed from if present. */
     std::string  CheckpointFile;
     unsigned int CheckpointInterval{ 100 };

@@ -30,10 +30,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iomanip>
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 namespace itk
@@ -177,8 +179,15 @@ torch::Tensor
 SynthesiseImage(const WorkingCase & item, ContrastFamily contrast, uint64_t seed,
                 const KDBrainExtractionPreprocessing::Contract & contract)
 {
+  // Loader threads synthesise from the same classes at once: each pipeline
+  // gets its own image object (a pipeline writes to its input's requested
+  // region), sharing the read-only pixels.
+  auto classes = TissueClassImageType::New();
+  classes->CopyInformation(item.TissueClasses);
+  classes->SetRegions(item.TissueClasses->GetLargestPossibleRegion());
+  classes->SetPixelContainer(item.TissueClasses->GetPixelContainer());
   auto synthesis = HeadContrastSynthesisImageFilter<TissueClassImageType, ImageType>::New();
-  synthesis->SetInput(item.TissueClasses);
+  synthesis->SetInput(classes);
   synthesis->SetContrast(contrast);
   synthesis->SetSeed(seed);
   synthesis->Update();
@@ -375,49 +384,146 @@ struct Batch
   torch::Tensor Mask;
 };
 
+/** Training sample number \a sample ([1, 1, z, y, x] image and mask): a
+ * function of the seed and \a sample alone, so that samples can be prepared
+ * in any order, on any thread, and resumption stays exact. */
 Batch
-MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainExtractionTrainer::Options & options,
-          const std::vector<ContrastFamily> &              syntheticContrasts,
-          const KDBrainExtractionPreprocessing::Contract & contract)
+MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrainExtractionTrainer::Options & options,
+           const std::vector<ContrastFamily> &              syntheticContrasts,
+           const KDBrainExtractionPreprocessing::Contract & contract)
 {
-  std::vector<torch::Tensor> images;
-  std::vector<torch::Tensor> masks;
-  for (unsigned int b = 0; b < options.BatchSize; ++b)
+  const WorkingCase & item = cases[CaseOfSample(sample, cases.size(), options.Seed)];
+  auto                generator = SampleGenerator(options.Seed, sample, 0xA06);
+  torch::Tensor       image = item.Image;
+  torch::Tensor       mask = item.Mask;
+  // Drawn only when synthesis is on, so that runs without it keep their batches.
+  if (options.SyntheticFraction > 0.0 && item.TissueClasses && Uniform(generator, 0, 1) < options.SyntheticFraction)
   {
-    const uint64_t      sample = step * options.BatchSize + b;
-    const WorkingCase & item = cases[CaseOfSample(sample, cases.size(), options.Seed)];
-    auto                generator = SampleGenerator(options.Seed, sample, 0xA06);
-    torch::Tensor       image = item.Image;
-    torch::Tensor       mask = item.Mask;
-    // Drawn only when synthesis is on, so that runs without it keep their batches.
-    if (options.SyntheticFraction > 0.0 && item.TissueClasses && Uniform(generator, 0, 1) < options.SyntheticFraction)
-    {
-      const auto contrast =
-        syntheticContrasts[std::uniform_int_distribution<std::size_t>(0, syntheticContrasts.size() - 1)(generator)];
-      image = SynthesiseImage(item, contrast, generator(), contract);
-    }
-    if (options.PatchSize > 0)
-    {
-      const int64_t patch = options.PatchSize;
-      const auto    start = ChoosePatchStart(item, patch, generator);
-      for (int axis = 0; axis < 3; ++axis)
-      {
-        image = image.narrow(axis + 1, start[axis], std::min(patch, image.size(axis + 1)));
-        mask = mask.narrow(axis + 1, start[axis], std::min(patch, mask.size(axis + 1)));
-      }
-      image = PadTo(image, { patch, patch, patch });
-      mask = PadTo(mask, { patch, patch, patch });
-    }
-    image = image.unsqueeze(0);
-    mask = mask.unsqueeze(0);
-    if (options.Augment)
-    {
-      Augment(image, mask, generator);
-    }
-    images.push_back(image);
-    masks.push_back(mask);
+    const auto contrast =
+      syntheticContrasts[std::uniform_int_distribution<std::size_t>(0, syntheticContrasts.size() - 1)(generator)];
+    image = SynthesiseImage(item, contrast, generator(), contract);
   }
-  return { torch::cat(images, 0), torch::cat(masks, 0) };
+  if (options.PatchSize > 0)
+  {
+    const int64_t patch = options.PatchSize;
+    const auto    start = ChoosePatchStart(item, patch, generator);
+    for (int axis = 0; axis < 3; ++axis)
+    {
+      image = image.narrow(axis + 1, start[axis], std::min(patch, image.size(axis + 1)));
+      mask = mask.narrow(axis + 1, start[axis], std::min(patch, mask.size(axis + 1)));
+    }
+    image = PadTo(image, { patch, patch, patch });
+    mask = PadTo(mask, { patch, patch, patch });
+  }
+  image = image.unsqueeze(0);
+  mask = mask.unsqueeze(0);
+  if (options.Augment)
+  {
+    Augment(image, mask, generator);
+  }
+  return { image, mask };
+}
+
+/** The batches of consecutive steps. With loader threads, the samples of a
+ * batch are prepared in parallel and the next step's batch is prepared while
+ * the network trains on the current one; synthesis and augmentation run on the
+ * CPU, and on a GPU they would otherwise leave it waiting. The batches are the
+ * same with or without loader threads (see MakeSample). */
+class BatchSource
+{
+public:
+  BatchSource(const std::vector<WorkingCase> & cases, const KDBrainExtractionTrainer::Options & options,
+              const std::vector<ContrastFamily> &              syntheticContrasts,
+              const KDBrainExtractionPreprocessing::Contract & contract, unsigned int loaderThreads)
+    : m_Cases(cases)
+    , m_Options(options)
+    , m_SyntheticContrasts(syntheticContrasts)
+    , m_Contract(contract)
+    , m_LoaderThreads(loaderThreads)
+  {}
+
+  /** The batch of \a step; prepares that of step + 1 ahead when it is below
+   * \a endStep. */
+  Batch
+  Get(uint64_t step, uint64_t endStep)
+  {
+    Batch batch;
+    if (m_Next.valid() && m_NextStep == step)
+    {
+      batch = m_Next.get();
+    }
+    else
+    {
+      if (m_Next.valid())
+      {
+        m_Next.wait();
+        m_Next = {};
+      }
+      batch = Make(step);
+    }
+    if (m_LoaderThreads > 0 && step + 1 < endStep)
+    {
+      m_NextStep = step + 1;
+      m_Next = std::async(std::launch::async, [this, step]() { return Make(step + 1); });
+    }
+    return batch;
+  }
+
+private:
+  Batch
+  Make(uint64_t step) const
+  {
+    const unsigned int         batchSize = m_Options.BatchSize;
+    std::vector<torch::Tensor> images(batchSize);
+    std::vector<torch::Tensor> masks(batchSize);
+    const auto                 prepare = [&](unsigned int first, unsigned int stride) {
+      for (unsigned int b = first; b < batchSize; b += stride)
+      {
+        const Batch sample = MakeSample(m_Cases, step * batchSize + b, m_Options, m_SyntheticContrasts, m_Contract);
+        images[b] = sample.Image;
+        masks[b] = sample.Mask;
+      }
+    };
+    const unsigned int             workers = std::max(1u, std::min(m_LoaderThreads, batchSize));
+    std::vector<std::future<void>> others;
+    for (unsigned int worker = 1; worker < workers; ++worker)
+    {
+      others.push_back(std::async(std::launch::async, prepare, worker, workers));
+    }
+    prepare(0, workers);
+    for (auto & other : others)
+    {
+      other.get();
+    }
+    return { torch::cat(images, 0), torch::cat(masks, 0) };
+  }
+
+  const std::vector<WorkingCase> &                 m_Cases;
+  const KDBrainExtractionTrainer::Options &        m_Options;
+  const std::vector<ContrastFamily> &              m_SyntheticContrasts;
+  const KDBrainExtractionPreprocessing::Contract & m_Contract;
+  const unsigned int                               m_LoaderThreads;
+  /** The batch prepared ahead (std::async: destroying it waits for it). */
+  std::future<Batch> m_Next;
+  uint64_t           m_NextStep{ 0 };
+};
+
+/** Loader threads of BatchSource: as asked, or by default none on the CPU
+ * (the network's threads keep every core busy there) and, on a GPU, one per
+ * sample of a batch, leaving a core for the main thread. */
+unsigned int
+NumberOfLoaderThreads(const KDBrainExtractionTrainer::Options & options, const torch::Device & device)
+{
+  if (options.NumberOfLoaderThreads >= 0)
+  {
+    return static_cast<unsigned int>(options.NumberOfLoaderThreads);
+  }
+  if (device.is_cpu())
+  {
+    return 0;
+  }
+  const unsigned int cores = std::max(2u, std::thread::hardware_concurrency());
+  return std::min(options.BatchSize, cores - 1);
 }
 
 /** Re-estimates the batch-normalisation running statistics as plain averages
@@ -428,10 +534,8 @@ MakeBatch(const std::vector<WorkingCase> & cases, uint64_t step, const KDBrainEx
  * normalises with them. The batches continue the training stream after
  * step \a firstStep, so the result is a function of the seed alone. */
 void
-RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & cases, uint64_t firstStep,
-                     const KDBrainExtractionTrainer::Options &        options,
-                     const std::vector<ContrastFamily> &              syntheticContrasts,
-                     const KDBrainExtractionPreprocessing::Contract & contract, const torch::Device & device)
+RecalibrateBatchNorm(UNetPlusPlus & network, BatchSource & batches, uint64_t firstStep, unsigned int numberOfBatches,
+                     const torch::Device & device)
 {
   std::vector<torch::nn::BatchNorm3dImpl *> batchNorms;
   for (const auto & module : network->modules(false))
@@ -464,9 +568,10 @@ RecalibrateBatchNorm(UNetPlusPlus & network, const std::vector<WorkingCase> & ca
     batchNorm->options.momentum(c10::nullopt);
     batchNorm->reset_running_stats();
   }
-  for (unsigned int index = 0; index < options.BatchNormRecalibrationBatches; ++index)
+  const uint64_t endStep = firstStep + numberOfBatches;
+  for (uint64_t step = firstStep; step < endStep; ++step)
   {
-    const Batch batch = MakeBatch(cases, firstStep + index, options, syntheticContrasts, contract);
+    const Batch batch = batches.Get(step, endStep);
     network->ForwardHeads(batch.Image.to(device));
   }
   for (std::size_t index = 0; index < batchNorms.size(); ++index)
@@ -810,11 +915,12 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   double            lastLoss = 0.0;
   const uint64_t    samplesPerEpoch = training.size();
   uint64_t          step = firstStep;
+  BatchSource       batches(training, options, syntheticContrasts, contract, NumberOfLoaderThreads(options, device));
   for (; step < options.NumberOfSteps; ++step)
   {
     // Dropout draws from torch's generator: seed it per step for exact resumption.
     torch::manual_seed(options.Seed * 1000003ull + step);
-    Batch batch = MakeBatch(training, step, options, syntheticContrasts, contract);
+    Batch batch = batches.Get(step, options.NumberOfSteps);
     batch.Image = batch.Image.to(device);
     batch.Mask = batch.Mask.to(device);
 
@@ -926,7 +1032,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     log << "[" << role << "] re-estimating batch-norm statistics over " << options.BatchNormRecalibrationBatches
         << " batches" << std::endl;
-    RecalibrateBatchNorm(network, training, options.NumberOfSteps, options, syntheticContrasts, contract, device);
+    RecalibrateBatchNorm(network, batches, options.NumberOfSteps, options.BatchNormRecalibrationBatches, device);
   }
   const double totalSeconds = previousSeconds + std::chrono::duration<double>(Clock::now() - start).count();
   network->eval();

@@ -200,6 +200,16 @@ TEST(KDBrainExtractionTrainer, SyntheticContrastsAreReproducibleAndFineTuningSta
   const auto again = KDBrainExtractionTrainer::Train(cases, options, log);
   ASSERT_TRUE(synthetic.IsNotNull() && again.IsNotNull());
   EXPECT_EQ(PredictOn(synthetic), PredictOn(again)) << "synthesis is not reproducible";
+  // Loader threads prepare the same batches, in parallel and a step ahead.
+  options.BatchSize = 3;
+  options.NumberOfLoaderThreads = 0;
+  const auto inTurn = KDBrainExtractionTrainer::Train(cases, options, log);
+  options.NumberOfLoaderThreads = 3;
+  const auto parallel = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(inTurn.IsNotNull() && parallel.IsNotNull());
+  EXPECT_EQ(PredictOn(inTurn), PredictOn(parallel)) << "loader threads changed the batches";
+  options.BatchSize = 2;
+  options.NumberOfLoaderThreads = -1;
   EXPECT_NE(PredictOn(synthetic), PredictOn(realOnly)) << "the synthetic images were not used";
   EXPECT_EQ(synthetic->GetMetadata("training.synthetic"), "fraction 1, contrasts t2w random");
 
