@@ -97,6 +97,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   }
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
+  options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);
   return options;
 }
 
@@ -121,7 +122,7 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
   --loader-threads --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
-  --bn-recalibration
+  --bn-recalibration --average-last
 )";
 
 int
@@ -161,7 +162,8 @@ Protocol(int argc, char * argv[])
                             "--time-limit",
                             "--synthetic",
                             "--synthetic-contrasts",
-                            "--bn-recalibration" });
+                            "--bn-recalibration",
+                            "--average-last" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output-dir"))
   {
     throw UsageError("--manifest and --output-dir are required (see kdbet protocol --help)");
@@ -259,6 +261,9 @@ UNet++ baseline.
                           averages over N more training batches (default 0: keep the
                           moving averages, which follow the last ~10 batches); with
                           --steps 0 and --initialize, re-estimates those of a trained model
+  --average-last N        return the mean of the weights after each of the last N steps
+                          (stochastic weight averaging; default 0: the last step's); use
+                          with --bn-recalibration, since the statistics follow the weights
 )";
 
 std::set<std::string>
@@ -335,7 +340,8 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--synthetic",
                             "--synthetic-contrasts",
                             "--initialize",
-                            "--bn-recalibration" });
+                            "--bn-recalibration",
+                            "--average-last" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output"))
   {
     throw UsageError("--manifest and --output are required (see kdbet train --help)");

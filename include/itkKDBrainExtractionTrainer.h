@@ -114,6 +114,12 @@ public:
      * averages. With NumberOfSteps 0 and an initial model, this re-estimates
      * the statistics of an already trained model. */
     unsigned int BatchNormRecalibrationBatches{ 0 };
+    /** Return the mean of the weights after each of the last this many steps
+     * (stochastic weight averaging: a flatter solution, which tends to hold
+     * better on scans unlike the training data) instead of the last step's;
+     * 0 = the last step's. The batch-norm statistics then belong to no model
+     * that was trained: re-estimate them with BatchNormRecalibrationBatches. */
+    unsigned int WeightAveragingSteps{ 0 };
   };
 
   /** Rows of a CSV with a header naming the columns. The image column is

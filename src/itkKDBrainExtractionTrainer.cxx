@@ -592,13 +592,17 @@ FormatDuration(double seconds)
 }
 
 void
-SaveCheckpoint(const std::string & fileName, UNetPlusPlus & network, torch::optim::Adam & optimizer, uint64_t step,
-               double seconds)
+SaveCheckpoint(const std::string & fileName, UNetPlusPlus & network, torch::optim::Adam & optimizer,
+               const std::vector<torch::Tensor> & weightAverage, uint64_t step, double seconds)
 {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive networkArchive;
   network->save(networkArchive);
   archive.write("network", networkArchive);
+  for (std::size_t index = 0; index < weightAverage.size(); ++index)
+  {
+    archive.write("weight_average." + std::to_string(index), weightAverage[index]);
+  }
   torch::serialize::OutputArchive optimizerArchive;
   optimizer.save(optimizerArchive);
   archive.write("optimizer", optimizerArchive);
@@ -759,6 +763,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     itkGenericExceptionMacro(<< "unknown distillation mode '" << options.DistillationMode
                              << "' (use image or soft-mask)");
   }
+  if (options.WeightAveragingSteps > options.NumberOfSteps)
+  {
+    itkGenericExceptionMacro(<< "cannot average the weights over the last " << options.WeightAveragingSteps
+                             << " steps of " << options.NumberOfSteps);
+  }
   if (options.SyntheticFraction < 0.0 || options.SyntheticFraction > 1.0)
   {
     itkGenericExceptionMacro(<< "the synthetic fraction must be in [0, 1], got " << options.SyntheticFraction);
@@ -873,6 +882,17 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   torch::optim::Adam optimizer(network->parameters(),
                                torch::optim::AdamOptions(options.LearningRate).weight_decay(options.WeightDecay));
 
+  // Stochastic weight averaging: the mean of the weights after each of the
+  // last WeightAveragingSteps steps.
+  const uint64_t             averagingStart = options.NumberOfSteps - options.WeightAveragingSteps;
+  std::vector<torch::Tensor> weightAverage;
+  if (options.WeightAveragingSteps > 0)
+  {
+    for (const auto & parameter : network->parameters())
+    {
+      weightAverage.push_back(torch::zeros_like(parameter));
+    }
+  }
   uint64_t firstStep = 0;
   double   previousSeconds = 0.0;
   if (!options.CheckpointFile.empty() && itksys::SystemTools::FileExists(options.CheckpointFile, true))
@@ -891,6 +911,14 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     archive.read("seconds", seconds);
     firstStep = static_cast<uint64_t>(step.item<int64_t>());
     previousSeconds = seconds.item<double>();
+    for (std::size_t index = 0; index < weightAverage.size(); ++index)
+    {
+      if (!archive.try_read("weight_average." + std::to_string(index), weightAverage[index]))
+      {
+        itkGenericExceptionMacro(<< options.CheckpointFile
+                                 << ": the checkpoint holds no weight average (written without weight averaging)");
+      }
+    }
     log << "Resuming from " << options.CheckpointFile << " at step " << firstStep << std::endl;
   }
 
@@ -960,6 +988,16 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     const torch::Tensor loss = (1.0 - a) * segmentationLoss + a * distillationLoss;
     loss.backward();
     optimizer.step();
+    if (!weightAverage.empty() && step >= averagingStart)
+    {
+      torch::NoGradGuard noGrad;
+      const auto         parameters = network->parameters();
+      const double       count = static_cast<double>(step + 1 - averagingStart);
+      for (std::size_t index = 0; index < weightAverage.size(); ++index)
+      {
+        weightAverage[index].add_(parameters[index] - weightAverage[index], 1.0 / count);
+      }
+    }
 
     lastLoss = loss.item<double>();
     epochLoss += lastLoss;
@@ -1014,7 +1052,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     if (!options.CheckpointFile.empty() &&
         ((options.CheckpointInterval > 0 && done % options.CheckpointInterval == 0) || outOfTime))
     {
-      SaveCheckpoint(options.CheckpointFile, network, optimizer, done, previousSeconds + seconds);
+      SaveCheckpoint(options.CheckpointFile, network, optimizer, weightAverage, done, previousSeconds + seconds);
     }
     if (outOfTime && done < options.NumberOfSteps)
     {
@@ -1027,6 +1065,20 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   if (terminal)
   {
     log << std::endl;
+  }
+  if (!weightAverage.empty())
+  {
+    torch::NoGradGuard noGrad;
+    auto               parameters = network->parameters();
+    for (std::size_t index = 0; index < weightAverage.size(); ++index)
+    {
+      parameters[index].copy_(weightAverage[index]);
+    }
+    log << "[" << role << "] weights averaged over the last " << options.WeightAveragingSteps << " steps"
+        << (options.BatchNormRecalibrationBatches > 0 || options.NetworkArchitecture.Normalization != "batch"
+              ? ""
+              : "; their batch-norm statistics are those of the last step's weights (see --bn-recalibration)")
+        << std::endl;
   }
   if (options.BatchNormRecalibrationBatches > 0)
   {
@@ -1067,6 +1119,10 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   if (!initialChecksum.empty())
   {
     model->SetMetadata("training.initial_model", initialChecksum);
+  }
+  if (options.WeightAveragingSteps > 0)
+  {
+    model->SetMetadata("training.weight_averaging", "last " + std::to_string(options.WeightAveragingSteps) + " steps");
   }
   if (options.BatchNormRecalibrationBatches > 0)
   {

@@ -353,3 +353,43 @@ TEST(KDBrainExtractionTrainer, BatchNormRecalibrationReplacesOnlyTheRunningStati
     ASSERT_NEAR(once[i], again[i], 1e-5) << "at " << i;
   }
 }
+
+TEST(KDBrainExtractionTrainer, WeightAveragingUsesTheLastStepsAndResumesExactly)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  const std::string  directory = itksys::SystemTools::GetFilenamePath(cases.front().Image) + "/..";
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  const auto lastStep = KDBrainExtractionTrainer::Train(cases, options, log);
+
+  // The mean over the last step alone is the last step's weights.
+  options.WeightAveragingSteps = 1;
+  const auto overOne = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(lastStep.IsNotNull() && overOne.IsNotNull());
+  EXPECT_EQ(PredictOn(overOne), PredictOn(lastStep));
+
+  options.WeightAveragingSteps = 3;
+  const auto overThree = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(overThree.IsNotNull());
+  EXPECT_NE(PredictOn(overThree), PredictOn(lastStep)) << "the weights were not averaged";
+  EXPECT_EQ(overThree->GetMetadata("training.weight_averaging"), "last 3 steps");
+
+  // Stopped after every step and resumed: the checkpoint carries the running mean.
+  options.CheckpointFile = directory + "/averaging.ckpt";
+  options.CheckpointInterval = 1;
+  options.TimeLimitSeconds = 1e-9;
+  itksys::SystemTools::RemoveFile(options.CheckpointFile);
+  KDBrainExtractionTorchModel::Pointer resumed;
+  for (unsigned int run = 0; run < options.NumberOfSteps && resumed.IsNull(); ++run)
+  {
+    resumed = KDBrainExtractionTrainer::Train(cases, options, log);
+  }
+  ASSERT_TRUE(resumed.IsNotNull());
+  EXPECT_EQ(PredictOn(resumed), PredictOn(overThree)) << "resumption changed the weight average";
+
+  options.CheckpointFile.clear();
+  options.TimeLimitSeconds = 0.0;
+  options.WeightAveragingSteps = options.NumberOfSteps + 1;
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+}
