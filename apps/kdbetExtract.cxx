@@ -266,6 +266,7 @@ struct Models
   std::string        Device;
   unsigned int       Threads{ 0 };
   double             Threshold{ 0.5 };
+  bool               Mirror{ false };
 };
 
 void
@@ -303,6 +304,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     student->SetDevice(models.Device);
     student->SetNumberOfTorchThreads(models.Threads);
     student->SetThreshold(models.Threshold);
+    student->SetTestTimeMirroring(models.Mirror);
     progress.Watch(student, "student");
     start = Clock::now();
     student->Update();
@@ -328,6 +330,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     teacher->SetModel(models.Teacher);
     teacher->SetDevice(models.Device);
     teacher->SetNumberOfTorchThreads(models.Threads);
+    teacher->SetTestTimeMirroring(models.Mirror);
     progress.Watch(teacher, "teacher");
     start = Clock::now();
     teacher->Update();
@@ -529,6 +532,9 @@ Options:
       --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
       --threads N          CPU threads for the network (default: all cores)
       --threshold T        brain probability threshold (default 0.5)
+      --mirror             test-time augmentation: average the networks' outputs
+                           for the head as is and mirrored left-right (twice
+                           the network time)
       --timings            print the seconds of each stage of each volume
   -h, --help               this text
 
@@ -565,7 +571,7 @@ Extract(int argc, char * argv[])
 {
   const Arguments arguments(argc,
                             argv,
-                            { "--help", "--timings" },
+                            { "--help", "--timings", "--mirror" },
                             { { "-i", "--input" },
                               { "-o", "--brain" },
                               { "-m", "--mask" },
@@ -593,6 +599,7 @@ Extract(int argc, char * argv[])
                             "--device",
                             "--threads",
                             "--threshold",
+                            "--mirror",
                             "--timings" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
   if (inputs.empty())
@@ -696,6 +703,7 @@ Extract(int argc, char * argv[])
   {
     throw UsageError("--threshold must be between 0 and 1");
   }
+  models.Mirror = arguments.Has("--mirror");
   models.Device = arguments.Get("--device", "auto");
   models.Threads = arguments.GetCount("--threads", DefaultNumberOfThreads());
   // Unwritable outputs, bad models and an absent CUDA device fail the whole

@@ -75,6 +75,13 @@ public:
   itkSetMacro(NumberOfTorchThreads, unsigned int);
   itkGetConstMacro(NumberOfTorchThreads, unsigned int);
 
+  /** Test-time augmentation: also run the network on the input mirrored
+   * left-right and average the two outputs (twice the network's time). Off by
+   * default. */
+  itkSetMacro(TestTimeMirroring, bool);
+  itkGetConstMacro(TestTimeMirroring, bool);
+  itkBooleanMacro(TestTimeMirroring);
+
   /** The model that GenerateData uses: the one set, or the one read. Throws if
    * none can be read or its role does not fit this filter. */
   ModelType *
@@ -111,6 +118,7 @@ private:
   typename ModelType::Pointer m_LoadedModel;
   std::string                 m_Device{ "auto" };
   unsigned int                m_NumberOfTorchThreads{ 0 };
+  bool                        m_TestTimeMirroring{ false };
 };
 } // end namespace itk
 

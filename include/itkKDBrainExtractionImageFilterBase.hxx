@@ -130,10 +130,14 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(Intensit
     cast->Update();
     input = cast->GetOutput();
   }
-  return model->ApplyToImage(input, window, [this, progressShare](double fraction) {
-    this->UpdateProgress(static_cast<float>(progressShare * fraction));
-    return !this->GetAbortGenerateData();
-  });
+  return model->ApplyToImage(
+    input,
+    window,
+    [this, progressShare](double fraction) {
+      this->UpdateProgress(static_cast<float>(progressShare * fraction));
+      return !this->GetAbortGenerateData();
+    },
+    m_TestTimeMirroring);
 }
 
 template <typename TInputImage, typename TOutputImage>
@@ -147,6 +151,7 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::PrintSelf(std::ostr
   os << indent << "LoadedModel: " << m_LoadedModel.GetPointer() << std::endl;
   os << indent << "Device: " << m_Device << std::endl;
   os << indent << "NumberOfTorchThreads: " << m_NumberOfTorchThreads << std::endl;
+  os << indent << "TestTimeMirroring: " << (m_TestTimeMirroring ? "On" : "Off") << std::endl;
 }
 } // end namespace itk
 

@@ -152,10 +152,15 @@ public:
    * fastest in memory) and write its output, of the same size, to \a output:
    * the brain probability for a student, the normalised brain-only image for
    * a teacher. \a progress is called between network stages with the
-   * fraction done; returning false aborts with ProcessAborted. */
+   * fraction done; returning false aborts with ProcessAborted. With
+   * \a mirrorLeftRight the network also runs on the volume mirrored along x
+   * (left-right on the working grid, which is LPS-aligned) and the two
+   * outputs, the second mirrored back, are averaged: test-time augmentation
+   * as in HD-BET, at twice the network's time. Training mirrors heads along x
+   * at random, so both passes see inputs the network learned. */
   void
   Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
-          const ProgressCallback & progress = nullptr) const;
+          const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
 
   /** Wall-clock seconds of the stages of the last ApplyToImage() (of any
    * thread, when several threads share the model). */
@@ -171,11 +176,12 @@ public:
   /** The whole inference path on an image: verify it, map it to the working
    * grid, run the network, and resample the output linearly back onto the
    * grid of \a image. \a window receives the intensity map used. \a progress
-   * is called with the fraction done and may abort, as for Predict(). */
+   * is called with the fraction done and may abort, as for Predict().
+   * \a mirrorLeftRight: test-time mirroring, as for Predict(). */
   KDBrainExtractionPreprocessing::ImageType::Pointer
   ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
-               KDBrainExtractionPreprocessing::IntensityWindow & window,
-               const ProgressCallback &                          progress = nullptr) const;
+               KDBrainExtractionPreprocessing::IntensityWindow & window, const ProgressCallback & progress = nullptr,
+               bool mirrorLeftRight = false) const;
 
   /** The model shipped as default for \a role: $KDBET_MODEL_DIR, the install
    * tree, then the build and source trees. Empty if none is found. */

@@ -172,7 +172,7 @@ public:
 
   py::dict
   Extract(const FloatArray & array, const py::object & spacing, const py::object & origin, const py::object & direction,
-          double threshold)
+          double threshold, bool mirror)
   {
     RequireRole(ModelType::RoleEnum::Student, "extract");
     if (!(threshold > 0.0 && threshold < 1.0))
@@ -186,6 +186,7 @@ public:
     filter->SetDevice(m_Device);
     filter->SetNumberOfTorchThreads(m_Threads);
     filter->SetThreshold(threshold);
+    filter->SetTestTimeMirroring(mirror);
     {
       py::gil_scoped_release release;
       itk::KDBrainExtractionPreprocessing::VerifyImage(image, "array");
@@ -200,7 +201,7 @@ public:
 
   py::array
   PredictBrain(const FloatArray & array, const py::object & spacing, const py::object & origin,
-               const py::object & direction)
+               const py::object & direction, bool mirror)
   {
     RequireRole(ModelType::RoleEnum::Teacher, "predict_brain");
     const auto image = WrapArray(array, ParseGeometry(spacing, origin, direction));
@@ -209,6 +210,7 @@ public:
     filter->SetModel(m_Model);
     filter->SetDevice(m_Device);
     filter->SetNumberOfTorchThreads(m_Threads);
+    filter->SetTestTimeMirroring(mirror);
     {
       py::gil_scoped_release release;
       itk::KDBrainExtractionPreprocessing::VerifyImage(image, "array");
@@ -380,14 +382,17 @@ PYBIND11_MODULE(_kdbet, module)
          py::arg("origin") = py::none(),
          py::arg("direction") = py::none(),
          py::arg("threshold") = 0.5,
-         "Student: {'mask': uint8, 'probability': float32, 'brain': float32} on the input's grid.")
+         py::arg("mirror") = false,
+         "Student: {'mask': uint8, 'probability': float32, 'brain': float32} on the input's grid. "
+         "mirror: also run on the head mirrored left-right and average (twice the network time).")
     .def("predict_brain",
          &Model::PredictBrain,
          py::arg("array"),
          py::arg("spacing") = py::none(),
          py::arg("origin") = py::none(),
          py::arg("direction") = py::none(),
-         "Teacher: the brain-only image (float32, input units) on the input's grid.")
+         py::arg("mirror") = false,
+         "Teacher: the brain-only image (float32, input units) on the input's grid. mirror: as for extract.")
     .def_property_readonly("role", &Model::GetRole)
     .def_property_readonly("file_name", &Model::GetFileName)
     .def_property_readonly("checksum", &Model::GetChecksum)

@@ -655,7 +655,7 @@ FindHeadBox(const torch::Tensor & volume, int64_t multiple)
 
 void
 KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
-                                     const ProgressCallback & progress) const
+                                     const ProgressCallback & progress, bool mirrorLeftRight) const
 {
   auto & model = *m_Implementation;
   if (!model.Network)
@@ -685,14 +685,27 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
   }
   crop = torch::constant_pad_nd(crop, padding, 0.0).to(model.Device);
 
-  torch::Tensor prediction = model.Network->forward(crop, progress);
-  if (!prediction.defined())
+  const double passes = mirrorLeftRight ? 2.0 : 1.0;
+  auto         runPass = [&](const torch::Tensor & volumeOnDevice, double progressStart) {
+    const torch::Tensor result = model.Network->forward(
+      volumeOnDevice, [&](double fraction) { return !progress || progress((progressStart + fraction) / passes); });
+    if (!result.defined())
+    {
+      throw ProcessAborted(__FILE__, __LINE__);
+    }
+    // Both roles end in a sigmoid: the student's brain probability, the
+    // teacher's normalised intensity in [0, 1].
+    return torch::sigmoid(result);
+  };
+  // x is the last tensor dimension (N, C, z, y, x). The padded crop is
+  // mirrored whole, so the mirrored-back output lines up voxel for voxel.
+  constexpr int64_t xDimension = 4;
+  torch::Tensor     prediction = runPass(crop, 0.0);
+  if (mirrorLeftRight)
   {
-    throw ProcessAborted(__FILE__, __LINE__);
+    prediction.add_(runPass(crop.flip({ xDimension }), 1.0).flip({ xDimension })).mul_(0.5);
   }
-  // Both roles end in a sigmoid: the student's brain probability, the
-  // teacher's normalised intensity in [0, 1].
-  prediction = torch::sigmoid(prediction).to(torch::kCPU);
+  prediction = prediction.to(torch::kCPU);
   // Written straight into the caller's buffer: no copy of the whole volume.
   torch::Tensor target = torch::from_blob(output, volume.sizes(), torch::kFloat32);
   target.zero_();
@@ -707,7 +720,7 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
 KDBrainExtractionPreprocessing::ImageType::Pointer
 KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
                                           KDBrainExtractionPreprocessing::IntensityWindow & window,
-                                          const ProgressCallback &                          progress) const
+                                          const ProgressCallback & progress, bool mirrorLeftRight) const
 {
   using ImageType = KDBrainExtractionPreprocessing::ImageType;
   // Shares of the work, measured on a 2 mm head: the network dominates.
@@ -732,10 +745,12 @@ KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::
   output->SetRegions(working->GetLargestPossibleRegion());
   output->Allocate();
   const auto size = working->GetLargestPossibleRegion().GetSize();
-  Predict(working->GetBufferPointer(),
-          { size[0], size[1], size[2] },
-          output->GetBufferPointer(),
-          [&report](double fraction) { return report(preprocessingShare + networkShare * fraction); });
+  Predict(
+    working->GetBufferPointer(),
+    { size[0], size[1], size[2] },
+    output->GetBufferPointer(),
+    [&report](double fraction) { return report(preprocessingShare + networkShare * fraction); },
+    mirrorLeftRight);
   times.Network = seconds(start);
   start = Clock::now();
   ImageType::Pointer result = KDBrainExtractionPreprocessing::ResampleToReferenceGrid(output, image);

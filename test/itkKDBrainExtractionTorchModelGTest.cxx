@@ -20,6 +20,8 @@
 #include "itkKDBrainExtractionTestUtilities.h"
 #include "itksys/SystemTools.hxx"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -120,6 +122,63 @@ TEST(KDBrainExtractionTorchModel, FileRoundTripKeepsEverything)
   std::ostringstream description;
   loaded->Print(description);
   EXPECT_NE(description.str().find("Role: teacher"), std::string::npos);
+}
+
+TEST(KDBrainExtractionTorchModel, MirroringAveragesThePlainAndTheMirroredPass)
+{
+  auto model = MakeTinyModel(RoleEnum::Student);
+  // Sizes that are multiples of the network's 4 and a ramp that is "head"
+  // everywhere: no cropping or padding, so the mirrored pass must equal a
+  // plain pass on the mirrored volume.
+  const std::array<std::size_t, 3> size{ { 16, 12, 8 } };
+  std::vector<float>               input(size[0] * size[1] * size[2]);
+  for (std::size_t i = 0; i < input.size(); ++i)
+  {
+    input[i] = 0.2f + 0.8f * static_cast<float>((i * 37) % 101) / 100.0f;
+  }
+  auto mirrorX = [&size](const std::vector<float> & volume) {
+    std::vector<float> mirrored(volume.size());
+    for (std::size_t i = 0; i < volume.size(); ++i)
+    {
+      const std::size_t x = i % size[0];
+      mirrored[i - x + size[0] - 1 - x] = volume[i];
+    }
+    return mirrored;
+  };
+  std::vector<float> plain(input.size());
+  std::vector<float> ofMirrored(input.size());
+  std::vector<float> averaged(input.size());
+  model->Predict(input.data(), size, plain.data());
+  model->Predict(mirrorX(input).data(), size, ofMirrored.data());
+  model->Predict(input.data(), size, averaged.data(), nullptr, true);
+  const std::vector<float> mirroredBack = mirrorX(ofMirrored);
+  double                   largestDifference = 0.0;
+  for (std::size_t i = 0; i < input.size(); ++i)
+  {
+    ASSERT_NEAR(averaged[i], 0.5f * (plain[i] + mirroredBack[i]), 1e-6f) << "voxel " << i;
+    largestDifference = std::max(largestDifference, std::abs(static_cast<double>(plain[i] - mirroredBack[i])));
+  }
+  // The check means something only if the network is not mirror-symmetric.
+  EXPECT_GT(largestDifference, 1e-4);
+
+  // Progress runs once from 0 to 1 over both passes, and abort is honoured.
+  std::vector<double> fractions;
+  model->Predict(
+    input.data(),
+    size,
+    averaged.data(),
+    [&fractions](double fraction) {
+      fractions.push_back(fraction);
+      return true;
+    },
+    true);
+  ASSERT_FALSE(fractions.empty());
+  EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+  EXPECT_NEAR(fractions.back(), 1.0, 1e-9);
+  EXPECT_LT(fractions.front(), 0.5);
+  EXPECT_THROW(model->Predict(
+                 input.data(), size, averaged.data(), [](double fraction) { return fraction < 0.75; }, true),
+               itk::ProcessAborted);
 }
 
 TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)

@@ -22,6 +22,7 @@
 #include "itkTestingMacros.h"
 
 #include <iostream>
+#include <string>
 
 // Runs the student on a head, writes the mask, and checks that the mask lies
 // on the input's grid and agrees with the reference mask (Dice >= minimum).
@@ -32,7 +33,7 @@ itkKDStudentMaskFilterTest(int argc, char * argv[])
   {
     std::cerr << "Missing parameters." << std::endl;
     std::cerr << "Usage: " << itkNameOfTestExecutableMacro(argv)
-              << " inputImage referenceMask outputMask minimumDice [modelFile]" << std::endl;
+              << " inputImage referenceMask outputMask minimumDice [modelFile [mirror]]" << std::endl;
     return EXIT_FAILURE;
   }
   using InputImageType = itk::Image<short, 3>;
@@ -45,6 +46,8 @@ itkKDStudentMaskFilterTest(int argc, char * argv[])
   ITK_TEST_SET_GET_VALUE(0.5, filter->GetThreshold());
   ITK_TEST_SET_GET_BOOLEAN(filter, KeepLargestComponent, true);
   ITK_TEST_SET_GET_BOOLEAN(filter, FillHoles, true);
+  // "mirror": test-time mirroring, compared with its own baseline.
+  ITK_TEST_SET_GET_BOOLEAN(filter, TestTimeMirroring, argc > 6 && std::string(argv[6]) == "mirror");
   filter->SetDevice("cpu");
   ITK_TEST_SET_GET_VALUE(std::string("cpu"), std::string(filter->GetDevice()));
   filter->SetNumberOfTorchThreads(2);

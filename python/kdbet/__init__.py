@@ -115,17 +115,23 @@ class Extractor:
             return _to_nibabel(array, like, dtype)
         return array
 
-    def extract(self, image, spacing=None, origin=None, direction=None, threshold=0.5):
-        """{'mask': uint8 0/1, 'probability': float32, 'brain': float32} on the input's grid."""
+    def extract(self, image, spacing=None, origin=None, direction=None, threshold=0.5, mirror=False):
+        """{'mask': uint8 0/1, 'probability': float32, 'brain': float32} on the input's grid.
+
+        mirror: test-time augmentation, the network's output averaged over the head as is
+        and mirrored left-right (as kdbet extract --mirror; twice the network time).
+        """
         (array, spacing, origin, direction), kind = self._unpack(image, spacing, origin, direction)
-        result = self.student.extract(array, spacing, origin, direction, threshold)
+        result = self.student.extract(array, spacing, origin, direction, threshold, mirror)
         return {
             "mask": self._pack(result["mask"], kind, image, np.uint8),
             "probability": self._pack(result["probability"], kind, image, np.float32),
             "brain": self._pack(result["brain"], kind, image, np.float32),
         }
 
-    def predict_brain(self, image, spacing=None, origin=None, direction=None):
-        """The teacher's brain-only image (float32, input units) on the input's grid."""
+    def predict_brain(self, image, spacing=None, origin=None, direction=None, mirror=False):
+        """The teacher's brain-only image (float32, input units) on the input's grid; mirror as for extract."""
         (array, spacing, origin, direction), kind = self._unpack(image, spacing, origin, direction)
-        return self._pack(self.teacher.predict_brain(array, spacing, origin, direction), kind, image, np.float32)
+        return self._pack(
+            self.teacher.predict_brain(array, spacing, origin, direction, mirror), kind, image, np.float32
+        )

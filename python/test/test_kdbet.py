@@ -36,6 +36,20 @@ def test_identical_to_the_command_line(extractor, image_file, cli_mask):
     assert np.all(result["brain"][~inside] == 0)
 
 
+def test_mirroring_matches_the_command_line(extractor, kdbet_executable, image_file, output_dir):
+    probability_file = os.path.join(output_dir, "cli_mirrored_probability.nii.gz")
+    subprocess.run(
+        [kdbet_executable, "extract", "-i", image_file, "-p", probability_file, "--mirror", "--threads", "2"],
+        check=True,
+    )
+    array, spacing, origin, direction = kdbet.read_image(image_file)
+    mirrored = extractor.extract(array, spacing, origin, direction, mirror=True)["probability"]
+    np.testing.assert_allclose(mirrored, kdbet.read_image(probability_file)[0], atol=1e-6)
+    # Mirroring changes the probabilities: the option reaches the network.
+    plain = extractor.extract(array, spacing, origin, direction)["probability"]
+    assert np.abs(mirrored - plain).max() > 1e-3
+
+
 def test_nibabel_round_trip_keeps_geometry(extractor, image_file, cli_mask, output_dir):
     nibabel = pytest.importorskip("nibabel")
     image = nibabel.load(image_file)
