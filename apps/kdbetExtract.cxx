@@ -27,6 +27,7 @@
 #include "itksys/Directory.hxx"
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -267,6 +268,7 @@ struct Models
   unsigned int       Threads{ 0 };
   double             Threshold{ 0.5 };
   bool               Mirror{ false };
+  double             Border{ 0.0 };
 };
 
 void
@@ -305,6 +307,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     student->SetNumberOfTorchThreads(models.Threads);
     student->SetThreshold(models.Threshold);
     student->SetTestTimeMirroring(models.Mirror);
+    student->SetMaskBorder(models.Border);
     progress.Watch(student, "student");
     start = Clock::now();
     student->Update();
@@ -532,6 +535,8 @@ Options:
       --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
       --threads N          CPU threads for the network (default: all cores)
       --threshold T        brain probability threshold (default 0.5)
+      --border MM          move the mask's border out (MM > 0) or in (MM < 0) by
+                           MM millimetres (default 0)
       --mirror             test-time augmentation: average the networks' outputs
                            for the head as is and mirrored left-right (twice
                            the network time)
@@ -599,6 +604,7 @@ Extract(int argc, char * argv[])
                             "--device",
                             "--threads",
                             "--threshold",
+                            "--border",
                             "--mirror",
                             "--timings" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
@@ -702,6 +708,11 @@ Extract(int argc, char * argv[])
   if (!(models.Threshold > 0.0 && models.Threshold < 1.0))
   {
     throw UsageError("--threshold must be between 0 and 1");
+  }
+  models.Border = arguments.GetNumber("--border", 0.0);
+  if (!std::isfinite(models.Border) || std::abs(models.Border) > 50.0)
+  {
+    throw UsageError("--border must be a distance in mm between -50 and 50");
   }
   models.Mirror = arguments.Has("--mirror");
   models.Device = arguments.Get("--device", "auto");

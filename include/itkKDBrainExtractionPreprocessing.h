@@ -103,9 +103,21 @@ public:
   PrepareWorkingVolume(const ImageType * input, const Contract & contract, IntensityWindow & window);
 
   /** Threshold a probability map, keep the largest connected component
-   * (face connectivity) and fill its holes. */
+   * (face connectivity) and fill its holes; then move the mask's border by
+   * \a border millimetres (MoveMaskBorder), and after an erosion keep the
+   * largest component again when asked to. */
   static MaskImageType::Pointer
-  MakeBrainMask(const ImageType * probability, double threshold, bool keepLargestComponent, bool fillHoles);
+  MakeBrainMask(const ImageType * probability, double threshold, bool keepLargestComponent, bool fillHoles,
+                double border = 0.0);
+
+  /** In place, on a 0/1 mask: a positive \a millimetres adds every voxel
+   * whose centre lies within that distance of a mask voxel's centre (dilation
+   * by a ball, in physical units, so anisotropic grids grow alike in every
+   * direction); a negative one removes every mask voxel within that distance
+   * of a voxel outside the mask (erosion); 0 changes nothing. Exact Euclidean
+   * distances (Maurer's distance map), on the mask's box only. */
+  static void
+  MoveMaskBorder(MaskImageType * mask, double millimetres);
 };
 } // end namespace itk
 

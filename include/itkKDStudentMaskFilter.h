@@ -75,6 +75,13 @@ public:
   itkGetConstMacro(FillHoles, bool);
   itkBooleanMacro(FillHoles);
 
+  /** Moves the mask's border outward (positive) or inward (negative) by this
+   * many millimetres, like SynthStrip's --border: a dilation or erosion by a
+   * ball in physical units. The mask and the masked output follow it; the
+   * probability does not. Default 0, the border the network learned. */
+  itkSetMacro(MaskBorder, double);
+  itkGetConstMacro(MaskBorder, double);
+
   MaskImageType *
   GetMaskOutput();
   ProbabilityImageType *
@@ -101,6 +108,7 @@ private:
   double m_Threshold{ 0.5 };
   bool   m_KeepLargestComponent{ true };
   bool   m_FillHoles{ true };
+  double m_MaskBorder{ 0.0 };
 };
 } // end namespace itk
 

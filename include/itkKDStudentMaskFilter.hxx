@@ -80,8 +80,8 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::GenerateData()
   const typename FloatImageType::Pointer probability = this->RunNetwork(window, networkShare);
   this->CheckAbort();
 
-  const auto brain =
-    KDBrainExtractionPreprocessing::MakeBrainMask(probability, m_Threshold, m_KeepLargestComponent, m_FillHoles);
+  const auto brain = KDBrainExtractionPreprocessing::MakeBrainMask(
+    probability, m_Threshold, m_KeepLargestComponent, m_FillHoles, m_MaskBorder);
   this->CheckAbort();
 
   const InputImageType * input = this->GetInput();
@@ -120,6 +120,7 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::PrintSelf(std::ostream & os, Inden
   os << indent << "Threshold: " << m_Threshold << std::endl;
   os << indent << "KeepLargestComponent: " << (m_KeepLargestComponent ? "On" : "Off") << std::endl;
   os << indent << "FillHoles: " << (m_FillHoles ? "On" : "Off") << std::endl;
+  os << indent << "MaskBorder: " << m_MaskBorder << " mm" << std::endl;
 }
 } // end namespace itk
 

@@ -172,12 +172,16 @@ public:
 
   py::dict
   Extract(const FloatArray & array, const py::object & spacing, const py::object & origin, const py::object & direction,
-          double threshold, bool mirror)
+          double threshold, bool mirror, double border)
   {
     RequireRole(ModelType::RoleEnum::Student, "extract");
     if (!(threshold > 0.0 && threshold < 1.0))
     {
       throw py::value_error("threshold must be between 0 and 1");
+    }
+    if (!(std::abs(border) <= 50.0))
+    {
+      throw py::value_error("border must be a distance in mm between -50 and 50");
     }
     const auto image = WrapArray(array, ParseGeometry(spacing, origin, direction));
     auto       filter = itk::KDStudentMaskFilter<ImageType, MaskImageType>::New();
@@ -187,6 +191,7 @@ public:
     filter->SetNumberOfTorchThreads(m_Threads);
     filter->SetThreshold(threshold);
     filter->SetTestTimeMirroring(mirror);
+    filter->SetMaskBorder(border);
     {
       py::gil_scoped_release release;
       itk::KDBrainExtractionPreprocessing::VerifyImage(image, "array");
@@ -383,8 +388,10 @@ PYBIND11_MODULE(_kdbet, module)
          py::arg("direction") = py::none(),
          py::arg("threshold") = 0.5,
          py::arg("mirror") = false,
+         py::arg("border") = 0.0,
          "Student: {'mask': uint8, 'probability': float32, 'brain': float32} on the input's grid. "
-         "mirror: also run on the head mirrored left-right and average (twice the network time).")
+         "mirror: also run on the head mirrored left-right and average (twice the network time). "
+         "border: move the mask's border out (> 0) or in (< 0) by this many mm.")
     .def("predict_brain",
          &Model::PredictBrain,
          py::arg("array"),

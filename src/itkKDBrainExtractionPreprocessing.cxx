@@ -23,8 +23,10 @@
 #include "itkImageRegionIterator.h"
 #include "itkLinearInterpolateImageFunction.h"
 #include "itkResampleImageFilter.h"
+#include "itkSignedMaurerDistanceMapImageFilter.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -408,26 +410,14 @@ private:
   int64_t              m_Size[3];
   std::vector<uint8_t> m_Voxels;
 };
-} // namespace
 
-KDBrainExtractionPreprocessing::MaskImageType::Pointer
-KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, double threshold,
-                                              bool keepLargestComponent, bool fillHoles)
+/** The bounding box of the mask's foreground, padded by \a padding voxels
+ * per axis within the image; false if the mask is empty. */
+bool
+ForegroundBox(const KDBrainExtractionPreprocessing::MaskImageType * mask, const std::array<SizeValueType, 3> & padding,
+              ImageRegion<3> & box)
 {
-  auto binary = BinaryThresholdImageFilter<ImageType, MaskImageType>::New();
-  binary->SetInput(probability);
-  binary->SetLowerThreshold(static_cast<float>(threshold));
-  binary->SetInsideValue(1);
-  binary->SetOutsideValue(0);
-  binary->Update();
-  MaskImageType::Pointer mask = binary->GetOutput();
-  mask->DisconnectPipeline();
-  if (!keepLargestComponent && !fillHoles)
-  {
-    return mask;
-  }
-
-  // The bounding box of the foreground, padded by one voxel within the image.
+  using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
   const ImageRegion<3> region = mask->GetBufferedRegion();
   Index<3>             lower = region.GetUpperIndex();
   Index<3>             upper = region.GetIndex();
@@ -447,27 +437,114 @@ KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, dou
   }
   if (empty)
   {
-    return mask;
+    return false;
   }
-  ImageRegion<3> box;
   for (unsigned int axis = 0; axis < 3; ++axis)
   {
-    lower[axis] = std::max(lower[axis] - 1, region.GetIndex(axis));
-    upper[axis] = std::min(upper[axis] + 1, region.GetUpperIndex()[axis]);
+    const auto pad = static_cast<IndexValueType>(padding[axis]);
+    lower[axis] = std::max(lower[axis] - pad, region.GetIndex(axis));
+    upper[axis] = std::min(upper[axis] + pad, region.GetUpperIndex()[axis]);
     box.SetIndex(axis, lower[axis]);
     box.SetSize(axis, static_cast<SizeValueType>(upper[axis] - lower[axis] + 1));
   }
+  return true;
+}
+} // namespace
 
-  MaskBox brain(mask, box);
-  if (keepLargestComponent)
+KDBrainExtractionPreprocessing::MaskImageType::Pointer
+KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, double threshold,
+                                              bool keepLargestComponent, bool fillHoles, double border)
+{
+  auto binary = BinaryThresholdImageFilter<ImageType, MaskImageType>::New();
+  binary->SetInput(probability);
+  binary->SetLowerThreshold(static_cast<float>(threshold));
+  binary->SetInsideValue(1);
+  binary->SetOutsideValue(0);
+  binary->Update();
+  MaskImageType::Pointer mask = binary->GetOutput();
+  mask->DisconnectPipeline();
+
+  ImageRegion<3> box;
+  if ((keepLargestComponent || fillHoles) && ForegroundBox(mask, { { 1, 1, 1 } }, box))
   {
-    brain.KeepLargestComponent();
+    MaskBox brain(mask, box);
+    if (keepLargestComponent)
+    {
+      brain.KeepLargestComponent();
+    }
+    if (fillHoles)
+    {
+      brain.FillHoles();
+    }
+    brain.WriteBack();
   }
-  if (fillHoles)
+  if (border != 0.0)
   {
-    brain.FillHoles();
+    MoveMaskBorder(mask, border);
+    // An erosion can cut off thin parts: they would be pieces of their own.
+    if (border < 0.0 && keepLargestComponent && ForegroundBox(mask, { { 1, 1, 1 } }, box))
+    {
+      MaskBox brain(mask, box);
+      brain.KeepLargestComponent();
+      brain.WriteBack();
+    }
   }
-  brain.WriteBack();
   return mask;
+}
+
+void
+KDBrainExtractionPreprocessing::MoveMaskBorder(MaskImageType * mask, double millimetres)
+{
+  if (!std::isfinite(millimetres))
+  {
+    itkGenericExceptionMacro(<< "the mask border must be a finite distance in mm, got " << millimetres);
+  }
+  // Every voxel that can change lies within |millimetres| of the mask's box.
+  std::array<SizeValueType, 3> padding;
+  for (unsigned int axis = 0; axis < 3; ++axis)
+  {
+    padding[axis] = static_cast<SizeValueType>(std::ceil(std::abs(millimetres) / mask->GetSpacing()[axis])) + 1;
+  }
+  ImageRegion<3> box;
+  if (millimetres == 0.0 || !ForegroundBox(mask, padding, box))
+  {
+    return;
+  }
+  // Distances to the nearest mask voxel (growing) or to the nearest voxel
+  // outside it (shrinking): the distance map of the mask or of its complement.
+  const bool growing = millimetres > 0.0;
+  auto       source = MaskImageType::New();
+  source->CopyInformation(mask);
+  source->SetRegions(box);
+  source->Allocate();
+  {
+    ImageRegionConstIterator<MaskImageType> in(mask, box);
+    ImageRegionIterator<MaskImageType>      out(source, box);
+    for (; !in.IsAtEnd(); ++in, ++out)
+    {
+      out.Set((in.Get() != 0) == growing ? 1 : 0);
+    }
+  }
+  auto distance = SignedMaurerDistanceMapImageFilter<MaskImageType, ImageType>::New();
+  distance->SetInput(source);
+  distance->SetUseImageSpacing(true);
+  distance->SetSquaredDistance(false);
+  distance->SetInsideIsPositive(false);
+  distance->SetBackgroundValue(0);
+  distance->Update();
+
+  // Outside its foreground, the map is the distance to the nearest foreground
+  // voxel's centre.
+  const float                             reach = static_cast<float>(std::abs(millimetres));
+  ImageRegionConstIterator<ImageType>     distances(distance->GetOutput(), box);
+  ImageRegionConstIterator<MaskImageType> sources(source, box);
+  ImageRegionIterator<MaskImageType>      voxels(mask, box);
+  for (; !voxels.IsAtEnd(); ++voxels, ++distances, ++sources)
+  {
+    if (sources.Get() == 0 && distances.Get() <= reach)
+    {
+      voxels.Set(growing ? 1 : 0);
+    }
+  }
 }
 } // end namespace itk

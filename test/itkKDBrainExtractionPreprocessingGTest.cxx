@@ -25,6 +25,9 @@
 #include "itkKDBrainExtractionTestUtilities.h"
 #include "itkRelabelComponentImageFilter.h"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <limits>
 #include <random>
 
@@ -319,4 +322,94 @@ TEST(KDBrainExtractionPreprocessing, BrainMaskMatchesITKComponentAndFillholeFilt
       }
     }
   }
+}
+
+// Moving the border is a dilation or erosion by a ball in millimetres: checked
+// voxel by voxel against a brute-force search, on an anisotropic grid with
+// foreground touching the image's border. The radii fall between attainable
+// distances, so no voxel is a tie.
+TEST(KDBrainExtractionPreprocessing, MaskBorderMovesByABallInMillimetres)
+{
+  using MaskImageType = KDBrainExtractionPreprocessing::MaskImageType;
+  ImageType::SpacingType spacing;
+  spacing[0] = 1.0;
+  spacing[1] = 1.5;
+  spacing[2] = 2.0;
+  ImageType::DirectionType identity;
+  identity.SetIdentity();
+  const ImageType::SizeType size{ { 30, 26, 22 } };
+  // Balls in index units, so that they are round in voxels and elongated in mm.
+  const auto probability =
+    MakeImage(size, spacing, ImageType::PointType(0.0), identity, [&spacing](const ImageType::PointType & p) {
+      const double x = p[0] / spacing[0];
+      const double y = p[1] / spacing[1];
+      const double z = p[2] / spacing[2];
+      const bool   inside = std::hypot(x - 12, y - 12, z - 10) < 8 || std::hypot(x - 27, y - 5, z - 19) < 5;
+      return inside ? 0.9f : 0.1f;
+    });
+  const auto original = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, false, false);
+
+  // The distance from voxel (x, y, z) to the nearest voxel whose mask value is
+  // \a value, searched up to \a reach mm; infinity if there is none that near.
+  const auto nearest =
+    [&](const MaskImageType * mask, const MaskImageType::IndexType & index, unsigned char value, double reach) {
+      double              best = std::numeric_limits<double>::infinity();
+      std::array<long, 3> radius;
+      for (unsigned int axis = 0; axis < 3; ++axis)
+      {
+        radius[axis] = static_cast<long>(std::ceil(reach / spacing[axis]));
+      }
+      for (long dz = -radius[2]; dz <= radius[2]; ++dz)
+        for (long dy = -radius[1]; dy <= radius[1]; ++dy)
+          for (long dx = -radius[0]; dx <= radius[0]; ++dx)
+          {
+            const MaskImageType::IndexType other{ { index[0] + dx, index[1] + dy, index[2] + dz } };
+            if (!mask->GetBufferedRegion().IsInside(other) || mask->GetPixel(other) != value)
+            {
+              continue;
+            }
+            best = std::min(best, std::hypot(dx * spacing[0], dy * spacing[1], dz * spacing[2]));
+          }
+      return best;
+    };
+
+  std::size_t originalVoxels = 0;
+  for (std::size_t i = 0; i < original->GetBufferedRegion().GetNumberOfPixels(); ++i)
+  {
+    originalVoxels += original->GetBufferPointer()[i];
+  }
+  for (const double border : { 2.6, 1.2, -1.2, -2.6 })
+  {
+    const auto  moved = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, false, false, border);
+    std::size_t changed = 0;
+    std::size_t wrong = 0;
+    std::size_t movedVoxels = 0;
+    for (itk::ImageRegionConstIteratorWithIndex<MaskImageType> it(original, original->GetBufferedRegion());
+         !it.IsAtEnd();
+         ++it)
+    {
+      const bool inside = it.Get() != 0;
+      const bool expected = border > 0 ? inside || nearest(original, it.GetIndex(), 1, border) <= border
+                                       : inside && nearest(original, it.GetIndex(), 0, -border) > -border;
+      const bool actual = moved->GetPixel(it.GetIndex()) != 0;
+      wrong += actual != expected;
+      changed += actual != inside;
+      movedVoxels += actual;
+    }
+    EXPECT_EQ(wrong, 0u) << "border " << border;
+    EXPECT_GT(changed, 100u) << "border " << border;
+    EXPECT_EQ(movedVoxels > originalVoxels, border > 0) << "border " << border;
+  }
+
+  // No move, an empty mask, and a distance that is not a number.
+  const auto unmoved = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.5, false, false, 0.0);
+  EXPECT_TRUE(std::equal(unmoved->GetBufferPointer(),
+                         unmoved->GetBufferPointer() + unmoved->GetBufferedRegion().GetNumberOfPixels(),
+                         original->GetBufferPointer()));
+  const auto empty = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.95, true, true, 3.0);
+  EXPECT_TRUE(std::all_of(empty->GetBufferPointer(),
+                          empty->GetBufferPointer() + empty->GetBufferedRegion().GetNumberOfPixels(),
+                          [](unsigned char voxel) { return voxel == 0; }));
+  EXPECT_THROW(KDBrainExtractionPreprocessing::MoveMaskBorder(original, std::numeric_limits<double>::quiet_NaN()),
+               itk::ExceptionObject);
 }

@@ -46,6 +46,7 @@ itkKDStudentMaskFilterTest(int argc, char * argv[])
   ITK_TEST_SET_GET_VALUE(0.5, filter->GetThreshold());
   ITK_TEST_SET_GET_BOOLEAN(filter, KeepLargestComponent, true);
   ITK_TEST_SET_GET_BOOLEAN(filter, FillHoles, true);
+  ITK_TEST_SET_GET_VALUE(0.0, filter->GetMaskBorder());
   // "mirror": test-time mirroring, compared with its own baseline.
   ITK_TEST_SET_GET_BOOLEAN(filter, TestTimeMirroring, argc > 6 && std::string(argv[6]) == "mirror");
   filter->SetDevice("cpu");

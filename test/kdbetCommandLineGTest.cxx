@@ -335,4 +335,10 @@ TEST(kdbetCommandLine, UsageErrors)
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz -i b.nii.gz").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz -i b.nii.gz --output-dir " + Folder() + " --write skull").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz --threshold 2").ExitStatus, 2);
+  for (const char * border : { "--border 51", "--border -60", "--border nan", "--border 2mm" })
+  {
+    const auto result = RunKdbet(std::string("extract -i a.nii.gz ") + border);
+    EXPECT_EQ(result.ExitStatus, 2) << border;
+    EXPECT_NE(result.Output.find("--border"), std::string::npos) << result.Output;
+  }
 }

@@ -50,6 +50,17 @@ def test_mirroring_matches_the_command_line(extractor, kdbet_executable, image_f
     assert np.abs(mirrored - plain).max() > 1e-3
 
 
+def test_border_grows_and_shrinks_the_mask(extractor, image_file, cli_mask):
+    array, spacing, origin, direction = kdbet.read_image(image_file)
+    plain = cli_mask.astype(bool)
+    grown = extractor.extract(array, spacing, origin, direction, border=2.0)["mask"].astype(bool)
+    shrunk = extractor.extract(array, spacing, origin, direction, border=-2.0)["mask"].astype(bool)
+    assert np.all(grown[plain]) and grown.sum() > plain.sum() * 1.05
+    assert not np.any(shrunk[~plain]) and shrunk.sum() < plain.sum() * 0.95
+    with pytest.raises(ValueError):
+        extractor.extract(array, spacing, origin, direction, border=float("nan"))
+
+
 def test_nibabel_round_trip_keeps_geometry(extractor, image_file, cli_mask, output_dir):
     nibabel = pytest.importorskip("nibabel")
     image = nibabel.load(image_file)
