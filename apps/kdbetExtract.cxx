@@ -414,10 +414,14 @@ CsvField(const std::string & text)
   return quoted + "\"";
 }
 
-/** The summary table, CSV or JSON by the file's extension, written atomically. */
+/** The summary table, CSV or JSON by the file's extension, written
+ * atomically. Each row also records the models (checksums) and settings that
+ * made it, so that a cohort's outputs can be traced and reproduced. */
 void
-WriteSummary(const std::vector<JobResult> & results, const std::string & fileName)
+WriteSummary(const std::vector<JobResult> & results, const Models & models, const std::string & fileName)
 {
+  const std::string studentChecksum = models.Student ? models.Student->GetChecksum() : "";
+  const std::string teacherChecksum = models.Teacher ? models.Teacher->GetChecksum() : "";
   const bool json = itksys::SystemTools::LowerCase(itksys::SystemTools::GetFilenameLastExtension(fileName)) == ".json";
   std::ostringstream text;
   text << std::setprecision(6);
@@ -445,7 +449,10 @@ WriteSummary(const std::vector<JobResult> & results, const std::string & fileNam
         text << (first ? "" : ", ") << JsonString(stage.first) << ": " << stage.second;
         first = false;
       }
-      text << "}}" << (i + 1 < results.size() ? "," : "") << "\n";
+      text << "}, \"model\": " << JsonString(studentChecksum) << ", \"teacher_model\": " << JsonString(teacherChecksum)
+           << ", \"threshold\": " << models.Threshold << ", \"border_mm\": " << models.Border
+           << ", \"mirror\": " << (models.Mirror ? "true" : "false") << "}" << (i + 1 < results.size() ? "," : "")
+           << "\n";
     }
     text << "]\n";
   }
@@ -456,7 +463,7 @@ WriteSummary(const std::vector<JobResult> & results, const std::string & fileNam
     {
       text << "," << stage << "_s";
     }
-    text << "\n";
+    text << ",model,teacher_model,threshold,border_mm,mirror\n";
     for (const auto & r : results)
     {
       text << CsvField(r.Input) << "," << (r.Succeeded ? "ok" : "failed") << ",";
@@ -474,7 +481,8 @@ WriteSummary(const std::vector<JobResult> & results, const std::string & fileNam
           text << found->second;
         }
       }
-      text << "\n";
+      text << "," << studentChecksum << "," << teacherChecksum << "," << models.Threshold << "," << models.Border << ","
+           << (models.Mirror ? 1 : 0) << "\n";
     }
   }
   const std::string temporary = fileName + ".kdbet-" + std::to_string(::getpid());
@@ -526,8 +534,9 @@ Several volumes (the models are loaded once; a bad input fails alone):
                            extension, <output> the kind above
                            (default <name>_<output>.nii.gz; qc: <name>_qc.png)
       --summary FILE       a table per volume: input, status, brain volume (ml),
-                           seconds, device, message, seconds per stage; CSV, or
-                           JSON for a .json name (default DIR/kdbet_summary.csv)
+                           seconds, device, message, seconds per stage, model
+                           checksums and settings; CSV, or JSON for a .json
+                           name (default DIR/kdbet_summary.csv)
 
 Options:
       --model FILE         student model (default: the shipped student, below)
@@ -778,7 +787,7 @@ Extract(int argc, char * argv[])
       {
         if (!summaryFile.empty())
         {
-          WriteSummary({ result }, summaryFile);
+          WriteSummary({ result }, models, summaryFile);
         }
         itkGenericExceptionMacro(<< result.Message);
       }
@@ -814,7 +823,7 @@ Extract(int argc, char * argv[])
   }
   if (!summaryFile.empty())
   {
-    WriteSummary(results, summaryFile);
+    WriteSummary(results, models, summaryFile);
   }
   const auto failed = std::count_if(results.begin(), results.end(), [](const JobResult & r) { return !r.Succeeded; });
   if (!single)

@@ -310,7 +310,7 @@ TEST(kdbetCommandLine, BatchBadInputFailsAlone)
   WriteText("cohort/list.txt", "# one more\nc.nrrd\n");
   const auto result = RunKdbet("extract -i '" + inputs + "/a.nii.gz' -i '" + inputs + "/b.nii.gz' --list '" + inputs +
                                "/list.txt' --output-dir '" + outputs + "' --write mask,qc --summary '" + outputs +
-                               "/summary.json' --threads 1");
+                               "/summary.json' --threads 1 --border 2.5 --mirror");
   EXPECT_EQ(result.ExitStatus, 1) << result.Output;
   EXPECT_NE(result.Output.find("2 of 3 volumes done, 1 failed"), std::string::npos) << result.Output;
   EXPECT_TRUE(itksys::SystemTools::FileExists(outputs + "/a_mask.nii.gz"));
@@ -325,6 +325,10 @@ TEST(kdbetCommandLine, BatchBadInputFailsAlone)
     << summary;
   EXPECT_TRUE(
     std::regex_search(summary, std::regex("a.nii.gz\", \"status\": \"ok\", \"message\": \"\", \"brain_ml\": [0-9.]+")))
+    << summary; // Every row records the model and settings that made it.
+  const std::regex provenance("\"model\": \"[0-9a-f]{16}\", \"teacher_model\": \"\", \"threshold\": 0.5, "
+                              "\"border_mm\": 2.5, \"mirror\": true}");
+  EXPECT_EQ(std::distance(std::sregex_iterator(summary.begin(), summary.end(), provenance), std::sregex_iterator()), 3)
     << summary;
 }
 
