@@ -517,13 +517,20 @@ KDBrainExtractionPreprocessing::MoveMaskBorder(MaskImageType * mask, double mill
   source->CopyInformation(mask);
   source->SetRegions(box);
   source->Allocate();
+  bool sourceIsEmpty = true;
   {
     ImageRegionConstIterator<MaskImageType> in(mask, box);
     ImageRegionIterator<MaskImageType>      out(source, box);
     for (; !in.IsAtEnd(); ++in, ++out)
     {
-      out.Set((in.Get() != 0) == growing ? 1 : 0);
+      const bool inSource = (in.Get() != 0) == growing;
+      out.Set(inSource ? 1 : 0);
+      sourceIsEmpty = sourceIsEmpty && !inSource;
     }
+  }
+  if (sourceIsEmpty)
+  {
+    return; // shrinking a mask that fills the image: no voxel lies outside it
   }
   auto distance = SignedMaurerDistanceMapImageFilter<MaskImageType, ImageType>::New();
   distance->SetInput(source);

@@ -410,6 +410,11 @@ TEST(KDBrainExtractionPreprocessing, MaskBorderMovesByABallInMillimetres)
   EXPECT_TRUE(std::all_of(empty->GetBufferPointer(),
                           empty->GetBufferPointer() + empty->GetBufferedRegion().GetNumberOfPixels(),
                           [](unsigned char voxel) { return voxel == 0; }));
+  // A mask that fills the image has no voxel outside it to shrink from.
+  const auto full = KDBrainExtractionPreprocessing::MakeBrainMask(probability, 0.05, false, false, -2.6);
+  EXPECT_TRUE(std::all_of(full->GetBufferPointer(),
+                          full->GetBufferPointer() + full->GetBufferedRegion().GetNumberOfPixels(),
+                          [](unsigned char voxel) { return voxel == 1; }));
   EXPECT_THROW(KDBrainExtractionPreprocessing::MoveMaskBorder(original, std::numeric_limits<double>::quiet_NaN()),
                itk::ExceptionObject);
 }
