@@ -70,6 +70,7 @@ struct JobResult
   std::string                   Input;
   bool                          Succeeded{ false };
   std::string                   Message;
+  bool                          HasMask{ false }; // the student ran; BrainMillilitres is its volume
   double                        BrainMillilitres{ 0.0 };
   double                        Seconds{ 0.0 };
   std::string                   Device;
@@ -203,8 +204,12 @@ public:
     line << "kdbet: [" << m_Index + 1 << "/" << m_NumberOfVolumes << "] " << result.Input << ": ";
     if (result.Succeeded)
     {
-      line << "ok, brain " << std::fixed << std::setprecision(1) << result.BrainMillilitres << " ml, "
-           << std::setprecision(2) << result.Seconds << " s";
+      line << "ok, ";
+      if (result.HasMask)
+      {
+        line << "brain " << std::fixed << std::setprecision(1) << result.BrainMillilitres << " ml, ";
+      }
+      line << std::fixed << std::setprecision(2) << result.Seconds << " s";
     }
     else
     {
@@ -321,6 +326,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     }
     const auto & spacing = image->GetSpacing();
     result.BrainMillilitres = brainVoxels * spacing[0] * spacing[1] * spacing[2] / 1000.0;
+    result.HasMask = true;
     if (brainVoxels == 0)
     {
       std::cerr << "kdbet: warning: " << job.Input << ": no brain found (the mask is empty)" << std::endl;
@@ -434,7 +440,7 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
       const auto & r = results[i];
       text << "  {\"input\": " << JsonString(r.Input) << ", \"status\": \"" << (r.Succeeded ? "ok" : "failed")
            << "\", \"message\": " << JsonString(r.Message) << ", \"brain_ml\": ";
-      if (r.Succeeded)
+      if (r.Succeeded && r.HasMask)
       {
         text << r.BrainMillilitres;
       }
@@ -467,7 +473,7 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
     for (const auto & r : results)
     {
       text << CsvField(r.Input) << "," << (r.Succeeded ? "ok" : "failed") << ",";
-      if (r.Succeeded)
+      if (r.Succeeded && r.HasMask)
       {
         text << r.BrainMillilitres;
       }
@@ -795,9 +801,13 @@ Extract(int argc, char * argv[])
       {
         std::cerr << "\r\033[K" << std::flush;
       }
-      if (result.BrainMillilitres > 0.0 || result.Device.size())
+      if (result.HasMask)
       {
         std::cout << "brain volume: " << result.BrainMillilitres << " ml (device " << result.Device << ")" << std::endl;
+      }
+      else
+      {
+        std::cout << "device: " << result.Device << std::endl;
       }
       for (const auto & line : result.Written)
       {

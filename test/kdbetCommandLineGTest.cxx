@@ -18,6 +18,7 @@
 // kdbet end to end: every kind of bad input gets a one-line error naming the
 // file and the problem, a non-zero exit status, and no output file; in batch
 // mode a bad input fails alone. The bad files are made here.
+#include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkKDBrainExtractionTorchModel.h"
 #include "itkRGBPixel.h"
@@ -330,6 +331,20 @@ TEST(kdbetCommandLine, BatchBadInputFailsAlone)
                               "\"border_mm\": 2.5, \"mirror\": true}");
   EXPECT_EQ(std::distance(std::sregex_iterator(summary.begin(), summary.end(), provenance), std::sregex_iterator()), 3)
     << summary;
+}
+
+TEST(kdbetCommandLine, TeacherOnlyWritesTheBrainImageAndNoBrainVolume)
+{
+  const std::string input = Write(MakeHead().GetPointer(), "teacher-only.nii.gz");
+  const std::string output = Folder() + "/teacher-only_brain.nii.gz";
+  const auto        result = RunKdbet("extract -i '" + input + "' -g '" + output + "' --threads 1 --mirror");
+  EXPECT_EQ(result.ExitStatus, 0) << result.Output;
+  // Without the student there is no mask, so no brain volume to report.
+  EXPECT_EQ(result.Output.find("brain volume"), std::string::npos) << result.Output;
+  EXPECT_NE(result.Output.find("device: "), std::string::npos) << result.Output;
+  const auto brain = itk::ReadImage<ImageType>(output);
+  EXPECT_EQ(brain->GetLargestPossibleRegion(), MakeHead()->GetLargestPossibleRegion());
+  EXPECT_EQ(brain->GetSpacing(), MakeHead()->GetSpacing());
 }
 
 TEST(kdbetCommandLine, UsageErrors)
