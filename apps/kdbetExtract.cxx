@@ -512,10 +512,10 @@ const char * ExtractHelp =
   R"(Usage: kdbet extract -i IN [-o BRAIN] [-m MASK] [-p PROB] [-g TEACHER] [--qc PNG] [options]
        kdbet extract -i IN... | -i FOLDER | --list FILE  --output-dir DIR [options]
 
-Skull stripping of 3D head MRI (T1w; T2w and PDw once a model trained for
-them is given) with the distilled student UNet++. Outputs lie on the input's
-grid: the mask as uint8 0/1, the probability as float, the brain as the input
-with everything outside the mask set to 0. The format follows the extension
+Skull stripping of 3D head MRI (T1w, T2w, PDw; T1w is the most accurate, see
+Data/Models/README.md) with the distilled student UNet++. Outputs lie on the
+input's grid: the mask as uint8 0/1, the probability as float, the brain as the
+input with everything outside the mask set to 0. The format follows the extension
 (.nii.gz, .nii, .nrrd, .mha, ...). Without -o/-m/-p/-g/--qc, writes
 NAME_brain.nii.gz and NAME_mask.nii.gz in the current folder. Outputs are
 written under a temporary name and renamed when complete.
