@@ -156,8 +156,9 @@ public:
    * \a mirrorLeftRight the network also runs on the volume mirrored along x
    * (left-right on the working grid, which is LPS-aligned) and the two
    * outputs, the second mirrored back, are averaged: test-time augmentation
-   * as in HD-BET, at twice the network's time. Training mirrors heads along x
-   * at random, so both passes see inputs the network learned. */
+   * as in HD-BET, at twice the network's time. Only x: training mirrors heads
+   * along x at random, and along no other axis, so both passes see inputs the
+   * network learned. */
   void
   Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
           const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
