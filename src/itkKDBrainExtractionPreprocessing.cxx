@@ -464,29 +464,31 @@ KDBrainExtractionPreprocessing::MakeBrainMask(const ImageType * probability, dou
   MaskImageType::Pointer mask = binary->GetOutput();
   mask->DisconnectPipeline();
 
-  ImageRegion<3> box;
-  if ((keepLargestComponent || fillHoles) && ForegroundBox(mask, { { 1, 1, 1 } }, box))
-  {
-    MaskBox brain(mask, box);
-    if (keepLargestComponent)
+  // On the foreground's box, padded by one voxel: the rest cannot change.
+  const auto clean = [&mask](bool largestComponent, bool holes) {
+    ImageRegion<3> box;
+    if ((largestComponent || holes) && ForegroundBox(mask, { { 1, 1, 1 } }, box))
     {
-      brain.KeepLargestComponent();
+      MaskBox brain(mask, box);
+      if (largestComponent)
+      {
+        brain.KeepLargestComponent();
+      }
+      if (holes)
+      {
+        brain.FillHoles();
+      }
+      brain.WriteBack();
     }
-    if (fillHoles)
-    {
-      brain.FillHoles();
-    }
-    brain.WriteBack();
-  }
+  };
+  clean(keepLargestComponent, fillHoles);
   if (border != 0.0)
   {
     MoveMaskBorder(mask, border);
     // An erosion can cut off thin parts: they would be pieces of their own.
-    if (border < 0.0 && keepLargestComponent && ForegroundBox(mask, { { 1, 1, 1 } }, box))
+    if (border < 0.0)
     {
-      MaskBox brain(mask, box);
-      brain.KeepLargestComponent();
-      brain.WriteBack();
+      clean(keepLargestComponent, false);
     }
   }
   return mask;
