@@ -95,6 +95,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
       options.SyntheticContrasts.push_back(name);
     }
   }
+  options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", 1.6);
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);
@@ -120,9 +121,9 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   --variants LIST         students to train, comma list of unetpp-baseline, kd-image,
                           kd-soft-mask (default all three)
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
-  --spacing --batch --patch --lr --weight-decay --no-augment --seed --device --threads
-  --loader-threads --checkpoint-every --time-limit (per model) --synthetic --synthetic-contrasts
-  --bn-recalibration --average-last
+  --spacing --batch --patch --lr --weight-decay --no-augment --max-coarsening --seed
+  --device --threads --loader-threads --checkpoint-every --time-limit (per model)
+  --synthetic --synthetic-contrasts --bn-recalibration --average-last
 )";
 
 int
@@ -154,6 +155,7 @@ Protocol(int argc, char * argv[])
                             "--lr",
                             "--weight-decay",
                             "--no-augment",
+                            "--max-coarsening",
                             "--seed",
                             "--device",
                             "--threads",
@@ -242,6 +244,8 @@ UNet++ baseline.
   --deep-supervision      heads on every top node
   --spacing MM            isotropic working spacing (default 2)
   --no-augment            no augmentation
+  --max-coarsening F      resolution loss: all axes up to F times coarser (1-4, default
+                          1.6); larger teaches heavily smoothed inputs such as templates
   --seed N                random seed (default 1)
   --device D              auto, cpu, cuda, cuda:N
   --threads N             CPU threads
@@ -329,6 +333,7 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--deep-supervision",
                             "--spacing",
                             "--no-augment",
+                            "--max-coarsening",
                             "--seed",
                             "--device",
                             "--threads",

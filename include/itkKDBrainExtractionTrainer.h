@@ -78,6 +78,12 @@ public:
     double       LearningRate{ 1e-3 };
     double       WeightDecay{ 1e-5 };
     bool         Augment{ true };
+    /** Augmentation's resolution loss: in half of the degraded samples all
+     * axes are coarsened alike, by a factor drawn in [1, this] (slice profile,
+     * sampling at the coarse spacing, interpolation back). The default covers
+     * partial volume and regridding; larger factors teach heavily smoothed
+     * inputs (templates, low-resolution or motion-blurred scans). */
+    double       MaximumIsotropicCoarsening{ 1.6 };
     unsigned int Seed{ 1 };
     std::string  Device{ "auto" };
     unsigned int NumberOfThreads{ 0 };

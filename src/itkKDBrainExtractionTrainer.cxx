@@ -266,10 +266,11 @@ ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & gene
  * inference does: a Gaussian slice profile along each axis, sampling at the
  * coarser spacing, and linear interpolation back. Half of the time one axis is
  * thick (up to 3x the working spacing: a 1x1x3 mm scan on a 2 mm grid, or 2D
- * acquisitions), otherwise all axes are up to 1.6x coarser (partial volume and
- * the blur of interpolating between grids that do not line up). */
+ * acquisitions), otherwise all axes are up to \a maximumIsotropicFactor times
+ * coarser (by default 1.6: partial volume and the blur of interpolating between
+ * grids that do not line up). */
 torch::Tensor
-DegradeResolution(const torch::Tensor & image, std::mt19937_64 & generator)
+DegradeResolution(const torch::Tensor & image, double maximumIsotropicFactor, std::mt19937_64 & generator)
 {
   namespace F = torch::nn::functional;
   std::array<double, 3> factor{ { 1.0, 1.0, 1.0 } };
@@ -279,7 +280,7 @@ DegradeResolution(const torch::Tensor & image, std::mt19937_64 & generator)
   }
   else
   {
-    const double common = Uniform(generator, 1.0, 1.6);
+    const double common = Uniform(generator, 1.0, maximumIsotropicFactor);
     factor = { common, common, common };
   }
   torch::Tensor        degraded = image;
@@ -311,7 +312,7 @@ DegradeResolution(const torch::Tensor & image, std::mt19937_64 & generator)
 /** Flips, a small rotation and scaling, resolution loss, gamma, scale, bias
  * field and noise. */
 void
-Augment(torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
+Augment(torch::Tensor & image, torch::Tensor & mask, double maximumIsotropicCoarsening, std::mt19937_64 & generator)
 {
   namespace F = torch::nn::functional;
   // Left-right flip: heads are nearly symmetric in x (LPS working grid).
@@ -348,7 +349,7 @@ Augment(torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator
   }
   if (Uniform(generator, 0, 1) < 0.5)
   {
-    image = DegradeResolution(image, generator);
+    image = DegradeResolution(image, maximumIsotropicCoarsening, generator);
   }
   // Intensity: gamma, global scale, a smooth multiplicative bias field, noise.
   image = image.clamp_min(0).pow(std::exp(Uniform(generator, std::log(0.7), std::log(1.5))));
@@ -419,7 +420,7 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
   mask = mask.unsqueeze(0);
   if (options.Augment)
   {
-    Augment(image, mask, generator);
+    Augment(image, mask, options.MaximumIsotropicCoarsening, generator);
   }
   return { image, mask };
 }
@@ -768,6 +769,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     itkGenericExceptionMacro(<< "cannot average the weights over the last " << options.WeightAveragingSteps
                              << " steps of " << options.NumberOfSteps);
   }
+  if (!(options.MaximumIsotropicCoarsening >= 1.0 && options.MaximumIsotropicCoarsening <= 4.0))
+  {
+    itkGenericExceptionMacro(<< "the maximum isotropic coarsening must be in [1, 4], got "
+                             << options.MaximumIsotropicCoarsening);
+  }
   if (options.SyntheticFraction < 0.0 || options.SyntheticFraction > 1.0)
   {
     itkGenericExceptionMacro(<< "the synthetic fraction must be in [0, 1], got " << options.SyntheticFraction);
@@ -1104,6 +1110,12 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
   model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
   model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
+  if (options.Augment && options.MaximumIsotropicCoarsening != 1.6)
+  {
+    std::ostringstream factor;
+    factor << options.MaximumIsotropicCoarsening;
+    model->SetMetadata("training.max_isotropic_coarsening", factor.str());
+  }
   model->SetMetadata("training.seed", std::to_string(options.Seed));
   model->SetMetadata("training.distillation", distillation.str());
   if (synthesise)

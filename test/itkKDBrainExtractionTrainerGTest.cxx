@@ -23,6 +23,7 @@
 #include "itkKDBrainExtractionTrainer.h"
 #include "itksys/SystemTools.hxx"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -235,6 +236,35 @@ TEST(KDBrainExtractionTrainer, SyntheticContrastsAreReproducibleAndFineTuningSta
   EXPECT_THROW(KDBrainExtractionTrainer::Train(withoutLabels, options, log), itk::ExceptionObject);
   options.SyntheticContrasts = { "flair" };
   EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+}
+
+TEST(KDBrainExtractionTrainer, IsotropicCoarseningIsPartOfTheAugmentation)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  const auto standard = KDBrainExtractionTrainer::Train(cases, options, log);
+  options.MaximumIsotropicCoarsening = 4.0;
+  const auto coarse = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(standard.IsNotNull() && coarse.IsNotNull());
+  EXPECT_NE(PredictOn(standard), PredictOn(coarse)) << "no sample was coarsened more";
+  EXPECT_EQ(standard->GetMetadata("training.max_isotropic_coarsening"), "");
+  EXPECT_EQ(coarse->GetMetadata("training.max_isotropic_coarsening"), "4");
+
+  // Without augmentation nothing is coarsened, whatever the factor.
+  options.Augment = false;
+  const auto plainCoarse = KDBrainExtractionTrainer::Train(cases, options, log);
+  options.MaximumIsotropicCoarsening = 1.6;
+  const auto plain = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(plain.IsNotNull() && plainCoarse.IsNotNull());
+  EXPECT_EQ(PredictOn(plain), PredictOn(plainCoarse));
+
+  for (const double factor : { 0.5, 4.5, std::nan("") })
+  {
+    options.MaximumIsotropicCoarsening = factor;
+    EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject) << factor;
+  }
 }
 
 TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)
