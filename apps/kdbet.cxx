@@ -95,7 +95,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
       options.SyntheticContrasts.push_back(name);
     }
   }
-  options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", 1.6);
+  options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", options.MaximumIsotropicCoarsening);
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);

@@ -1110,7 +1110,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
   model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
   model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
-  if (options.Augment && options.MaximumIsotropicCoarsening != 1.6)
+  if (options.Augment && options.MaximumIsotropicCoarsening != Options{}.MaximumIsotropicCoarsening)
   {
     std::ostringstream factor;
     factor << options.MaximumIsotropicCoarsening;
