@@ -16,7 +16,7 @@
  *
  *=========================================================================*/
 // kdbet: brain extraction from the command line with the module's filters.
-// This file: the command dispatch, train, protocol, evaluate and info;
+// This file: the command dispatch, train, protocol, evaluate, info and average;
 // extraction is in kdbetExtract.cxx, what the commands share in kdbetCommon.
 
 #include "itkHybridLossMetric.h"
@@ -96,6 +96,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
     }
   }
   options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", options.MaximumIsotropicCoarsening);
+  options.IntensityRemappingFraction = arguments.GetNumber("--remap-intensities", 0.0);
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);
@@ -123,7 +124,7 @@ DIR/report.json and DIR/report.md. Re-running continues an interrupted run.
   and the training options of kdbet train: --depth --norm --dropout --deep-supervision
   --spacing --batch --patch --lr --weight-decay --no-augment --max-coarsening --seed
   --device --threads --loader-threads --checkpoint-every --time-limit (per model)
-  --synthetic --synthetic-contrasts --bn-recalibration --average-last
+  --synthetic --synthetic-contrasts --remap-intensities --bn-recalibration --average-last
 )";
 
 int
@@ -164,6 +165,7 @@ Protocol(int argc, char * argv[])
                             "--time-limit",
                             "--synthetic",
                             "--synthetic-contrasts",
+                            "--remap-intensities",
                             "--bn-recalibration",
                             "--average-last" });
   if (!arguments.Has("--manifest") || !arguments.Has("--output-dir"))
@@ -260,6 +262,8 @@ UNet++ baseline.
                           image painted from the case's tissue classes (default 0)
   --synthetic-contrasts L contrast families of those, comma list of t1w, t2w, pdw, random
                           (default all four)
+  --remap-intensities F   share of the other (real) samples shown in a random contrast:
+                          intensities through a random piecewise-linear curve (default 0)
   --initialize FILE       start from this model's weights (same role and architecture)
   --bn-recalibration N    after training, re-estimate the batch-norm statistics as plain
                           averages over N more training batches (default 0: keep the
@@ -344,6 +348,7 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--log",
                             "--synthetic",
                             "--synthetic-contrasts",
+                            "--remap-intensities",
                             "--initialize",
                             "--bn-recalibration",
                             "--average-last" });
@@ -526,6 +531,59 @@ Info(int argc, char * argv[])
   return 0;
 }
 
+int
+Average(int argc, char * argv[], const std::string & commandLine)
+{
+  std::vector<std::string> inputs;
+  std::string              output;
+  for (int i = 0; i < argc; ++i)
+  {
+    const std::string argument = argv[i];
+    if (argument == "--help" || argument == "-h")
+    {
+      std::cout << "Usage: kdbet average --output MODEL MODEL MODEL [MODEL...]\n\n"
+                   "Writes the mean of the weights of models fine-tuned from one starting model (a uniform\n"
+                   "model soup): one network that removes much of what a single run owes to its seed. All\n"
+                   "must share role, architecture and preprocessing. Re-estimate the batch-norm statistics\n"
+                   "of the result: kdbet train --steps 0 --initialize MODEL --bn-recalibration 200 ...\n";
+      return 0;
+    }
+    if (argument == "--output")
+    {
+      if (i + 1 >= argc)
+      {
+        throw UsageError("--output needs a file name");
+      }
+      output = argv[++i];
+    }
+    else if (!argument.empty() && argument[0] == '-')
+    {
+      throw UsageError("unknown option '" + argument + "' (see kdbet average --help)");
+    }
+    else
+    {
+      inputs.push_back(argument);
+    }
+  }
+  if (output.empty() || inputs.size() < 2)
+  {
+    throw UsageError("kdbet average needs --output and at least two models (see kdbet average --help)");
+  }
+  std::vector<ModelType::ConstPointer> models;
+  for (const auto & input : inputs)
+  {
+    auto model = ModelType::New();
+    model->Load(input);
+    models.emplace_back(model);
+  }
+  auto averaged = ModelType::New();
+  averaged->AverageWeightsOf(models);
+  averaged->SetMetadata("average.command", commandLine);
+  averaged->Save(output);
+  std::cout << output << ": mean of " << models.size() << " models, checksum " << averaged->GetChecksum() << "\n";
+  return 0;
+}
+
 const char * MainHelp = R"(Usage: kdbet COMMAND [options]
 
 Brain extraction (skull stripping) of 3D head MRI with knowledge-distilled UNet++ networks.
@@ -536,6 +594,7 @@ Commands:
   protocol  the paper's evaluation: repeated splits, teacher, baseline and KD students (kdbet protocol --help)
   evaluate  Dice, sensitivity, specificity, HD95 of a mask against a reference
   info      describe a model file
+  average   mean of the weights of fine-tuned models (kdbet average --help)
   --version print the version
 )";
 } // namespace
@@ -582,6 +641,10 @@ main(int argc, char * argv[])
     if (command == "info")
     {
       return Info(argc - 2, argv + 2);
+    }
+    if (command == "average")
+    {
+      return Average(argc - 2, argv + 2, commandLine);
     }
     throw UsageError("unknown command '" + command + "' (see kdbet --help)");
   }

@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace itk
 {
@@ -95,6 +96,22 @@ public:
   /** A new network with random weights (for training, or tests). */
   void
   Initialize(RoleEnum role, const Architecture & architecture, const Contract & contract, unsigned int seed);
+
+  /** Replace this model by the element-wise mean of the weights of \a models
+   * (a uniform "model soup", Wortsman et al. 2022): networks fine-tuned from
+   * one starting model with different seeds or sample mixes average into one
+   * network that is usually as good as their best on data none of them was
+   * tuned on, where any single run's result partly depends on its seed, at
+   * the cost of one network at inference. Models not fine-tuned from a shared
+   * start do not average meaningfully. All must have one role, architecture
+   * and preprocessing contract (else an ExceptionObject naming the first file
+   * that differs); this model takes them, no file name or checksum, and the
+   * metadata entry "average.models" listing their checksums. Batch-norm running
+   * statistics are averaged too, which only approximates those of the
+   * averaged weights: re-estimate them (kdbet train --steps 0 --initialize
+   * FILE --bn-recalibration N). */
+  void
+  AverageWeightsOf(const std::vector<ConstPointer> & models);
 
   RoleEnum
   GetRole() const;

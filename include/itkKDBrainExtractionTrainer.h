@@ -110,6 +110,14 @@ public:
     /** Contrast families of the synthetic images, drawn with equal chance:
      * "t1w", "t2w", "pdw", "random". */
     std::vector<std::string> SyntheticContrasts{ "t1w", "t2w", "pdw", "random" };
+    /** Share of the other samples (real images) whose normalised intensities
+     * pass through a random curve: piecewise linear between nodes at 0, 0.2,
+     * ..., 1, air (0) kept at 0 and every other node drawn in [0, 1]. Random
+     * contrasts on real anatomy: unlike images painted from label maps, they
+     * keep the scan's own partial volume of sulcal fluid, vessels and dura at
+     * the brain's edge. The teacher's target is the remapped image times the
+     * mask. 0 = off. */
+    double IntensityRemappingFraction{ 0.0 };
     /** Weights to start from (fine-tuning): a model file of the same role and
      * architecture. Empty: random initialisation. A checkpoint, if present,
      * takes precedence. */

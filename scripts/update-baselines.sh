@@ -5,7 +5,7 @@
 # Data/Models changes, then review and commit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$here/build}
+build=$(cd "${1:-$here/build}" && pwd)
 cd "$build"
 cmake --build . -j "$(nproc)"
 ctest -R "itkKD.*IXI" >/dev/null || true   # the --compare against the old baselines may fail

@@ -276,6 +276,85 @@ KDBrainExtractionTorchModel::Initialize(RoleEnum role, const Architecture & arch
 }
 
 void
+KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & models)
+{
+  if (models.empty())
+  {
+    itkExceptionMacro(<< "cannot average the weights of no models");
+  }
+  const auto describe = [](const Self * model) {
+    return model->GetFileName().empty() ? std::string("a model in memory") : model->GetFileName();
+  };
+  const Self * first = models.front().GetPointer();
+  for (const auto & model : models)
+  {
+    if (model.IsNull() || !model->GetImplementation().Network)
+    {
+      itkExceptionMacro(<< "cannot average the weights of a model without a network (Load or Initialize first)");
+    }
+    const auto & architecture = model->GetArchitecture();
+    const auto & reference = first->GetArchitecture();
+    const auto & contract = model->GetContract();
+    const auto & referenceContract = first->GetContract();
+    if (model->GetRole() != first->GetRole() || architecture.Depth != reference.Depth ||
+        architecture.BaseWidth != reference.BaseWidth || architecture.Normalization != reference.Normalization ||
+        architecture.Dropout != reference.Dropout || architecture.DeepSupervision != reference.DeepSupervision ||
+        contract.WorkingSpacing != referenceContract.WorkingSpacing ||
+        contract.SizeMultiple != referenceContract.SizeMultiple ||
+        contract.LowerPercentile != referenceContract.LowerPercentile ||
+        contract.UpperPercentile != referenceContract.UpperPercentile)
+    {
+      itkExceptionMacro(<< describe(model) << ": cannot be averaged with " << describe(first)
+                        << ": role, architecture or preprocessing differ");
+    }
+  }
+  // Copy everything the loop below reads before Initialize() replaces this
+  // model's network: this model may be one of those averaged.
+  using NamedTensors = torch::OrderedDict<std::string, torch::Tensor>;
+  const RoleEnum            role = first->GetRole();
+  const Architecture        architecture = first->GetArchitecture();
+  const Contract            contract = first->GetContract();
+  std::vector<NamedTensors> parameters;
+  std::vector<NamedTensors> buffers;
+  std::string               checksums;
+  for (const auto & model : models)
+  {
+    parameters.push_back(model->GetImplementation().Network->named_parameters(true));
+    buffers.push_back(model->GetImplementation().Network->named_buffers(true));
+    checksums += (checksums.empty() ? "" : ",") + (model->GetChecksum().empty() ? "unsaved" : model->GetChecksum());
+  }
+  this->Initialize(role, architecture, contract, 0);
+  auto &             network = m_Implementation->Network;
+  torch::NoGradGuard noGrad;
+  const auto average = [](torch::Tensor & target, const std::string & name, const std::vector<NamedTensors> & sources) {
+    if (!target.is_floating_point())
+    {
+      // Counters such as batch norm's number of batches seen: not averaged.
+      target.copy_(sources.front()[name]);
+      return;
+    }
+    // Summed in double precision: the rounding hardly depends on the models' order.
+    auto sum = torch::zeros_like(target, torch::dtype(torch::kDouble).device(torch::kCPU));
+    for (const auto & source : sources)
+    {
+      sum += source[name].to(torch::kCPU, torch::kDouble);
+    }
+    target.copy_(sum / static_cast<double>(sources.size()));
+  };
+  for (auto & parameter : network->named_parameters(true))
+  {
+    average(parameter.value(), parameter.key(), parameters);
+  }
+  for (auto & buffer : network->named_buffers(true))
+  {
+    average(buffer.value(), buffer.key(), buffers);
+  }
+  m_Implementation->Metadata.clear();
+  m_Implementation->Metadata["average.models"] = checksums;
+  this->Modified();
+}
+
+void
 KDBrainExtractionTorchModel::Load(const std::string & fileName)
 {
   std::ifstream file(fileName, std::ios::binary);

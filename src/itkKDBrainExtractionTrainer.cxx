@@ -379,6 +379,25 @@ Augment(torch::Tensor & image, torch::Tensor & mask, double maximumIsotropicCoar
   image = image.clamp(0.0, 1.0);
 }
 
+/** A random contrast for a normalised image: a piecewise-linear curve
+ * through (0, 0), (0.2, y1), ..., (1, y5) with every y drawn in [0, 1]. */
+torch::Tensor
+RemapIntensities(const torch::Tensor & image, std::mt19937_64 & generator)
+{
+  constexpr int64_t  intervals = 5;
+  std::vector<float> nodes{ 0.0f };
+  for (int64_t node = 1; node <= intervals; ++node)
+  {
+    nodes.push_back(static_cast<float>(Uniform(generator, 0, 1)));
+  }
+  const auto values = torch::tensor(nodes);
+  const auto position = image.clamp(0.0, 1.0) * intervals;
+  const auto lower = position.floor().clamp_max(intervals - 1).to(torch::kLong);
+  const auto fraction = position - lower.to(torch::kFloat32);
+  const auto start = values.index({ lower });
+  return start + (values.index({ lower + 1 }) - start) * fraction;
+}
+
 struct Batch
 {
   torch::Tensor Image;
@@ -403,6 +422,11 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
     const auto contrast =
       syntheticContrasts[std::uniform_int_distribution<std::size_t>(0, syntheticContrasts.size() - 1)(generator)];
     image = SynthesiseImage(item, contrast, generator(), contract);
+  }
+  // Drawn only when remapping is on, so that runs without it keep their batches.
+  else if (options.IntensityRemappingFraction > 0.0 && Uniform(generator, 0, 1) < options.IntensityRemappingFraction)
+  {
+    image = RemapIntensities(image, generator);
   }
   if (options.PatchSize > 0)
   {
@@ -774,6 +798,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     itkGenericExceptionMacro(<< "the maximum isotropic coarsening must be in [1, 4], got "
                              << options.MaximumIsotropicCoarsening);
   }
+  if (!(options.IntensityRemappingFraction >= 0.0 && options.IntensityRemappingFraction <= 1.0))
+  {
+    itkGenericExceptionMacro(<< "the intensity remapping fraction must be in [0, 1], got "
+                             << options.IntensityRemappingFraction);
+  }
   if (options.SyntheticFraction < 0.0 || options.SyntheticFraction > 1.0)
   {
     itkGenericExceptionMacro(<< "the synthetic fraction must be in [0, 1], got " << options.SyntheticFraction);
@@ -1115,6 +1144,12 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     std::ostringstream factor;
     factor << options.MaximumIsotropicCoarsening;
     model->SetMetadata("training.max_isotropic_coarsening", factor.str());
+  }
+  if (options.IntensityRemappingFraction > 0.0)
+  {
+    std::ostringstream fraction;
+    fraction << options.IntensityRemappingFraction;
+    model->SetMetadata("training.intensity_remapping", fraction.str());
   }
   model->SetMetadata("training.seed", std::to_string(options.Seed));
   model->SetMetadata("training.distillation", distillation.str());

@@ -267,6 +267,29 @@ TEST(KDBrainExtractionTrainer, IsotropicCoarseningIsPartOfTheAugmentation)
   }
 }
 
+TEST(KDBrainExtractionTrainer, IntensityRemappingChangesTheRealSamples)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  options.Augment = false; // remapping is drawn apart from the augmentation
+  const auto plain = KDBrainExtractionTrainer::Train(cases, options, log);
+  options.IntensityRemappingFraction = 1.0;
+  const auto remapped = KDBrainExtractionTrainer::Train(cases, options, log);
+  const auto again = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(plain.IsNotNull() && remapped.IsNotNull() && again.IsNotNull());
+  EXPECT_NE(PredictOn(plain), PredictOn(remapped)) << "no sample was remapped";
+  EXPECT_EQ(PredictOn(remapped), PredictOn(again)) << "remapping is not a function of the seed";
+  EXPECT_EQ(plain->GetMetadata("training.intensity_remapping"), "");
+  EXPECT_EQ(remapped->GetMetadata("training.intensity_remapping"), "1");
+  for (const double fraction : { -0.1, 1.5, std::nan("") })
+  {
+    options.IntensityRemappingFraction = fraction;
+    EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject) << fraction;
+  }
+}
+
 TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)
 {
   const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());

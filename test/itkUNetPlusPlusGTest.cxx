@@ -16,11 +16,15 @@
  *
  *=========================================================================*/
 
-// Unit tests of the LibTorch pieces: the network, the loss, the tensor bridge.
+// Unit tests of the LibTorch pieces: the network, the loss, the tensor bridge,
+// and what of the model class needs its weights to be checked (averaging).
 #include "itkGTest.h"
 #include "itkKDBrainExtractionHybridLoss.h"
 #include "itkKDBrainExtractionTensorBridge.h"
+#include "itkKDBrainExtractionTestUtilities.h"
+#include "itkKDBrainExtractionTorchModelImplementation.h"
 #include "itkUNetPlusPlus.h"
+#include "itksys/SystemTools.hxx"
 
 namespace
 {
@@ -189,4 +193,80 @@ TEST(UNetPlusPlus, FoldedInferenceMatchesModules)
     EXPECT_TRUE(torch::allclose(folded, modules.detach(), 1e-4, 1e-5))
       << normalization << ": max difference " << (folded - modules).abs().max().item<double>();
   }
+}
+
+// A model soup is the element-wise mean of its ingredients' weights, whatever
+// their order, may be written into one of them, and refuses ingredients that
+// cannot be averaged.
+TEST(KDBrainExtractionTorchModel, AverageWeightsOfIsTheElementwiseMean)
+{
+  using itk::KDBrainExtractionTorchModel;
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  using itk::KDBrainExtractionTesting::MakeTinyModel;
+  const std::string directory = itksys::SystemTools::GetCurrentWorkingDirectory() + "/gtest-average";
+  itksys::SystemTools::MakeDirectory(directory);
+  auto first = MakeTinyModel(RoleEnum::Student, 7);
+  auto second = MakeTinyModel(RoleEnum::Student, 8);
+  first->Save(directory + "/first.kdbm");
+  second->Save(directory + "/second.kdbm");
+
+  auto average = KDBrainExtractionTorchModel::New();
+  average->AverageWeightsOf({ first.GetPointer(), second.GetPointer() });
+  EXPECT_EQ(average->GetMetadata("average.models"), first->GetChecksum() + "," + second->GetChecksum());
+  EXPECT_TRUE(average->GetChecksum().empty());
+  const auto  firstWeights = first->GetImplementation().Network->named_parameters(true);
+  const auto  secondWeights = second->GetImplementation().Network->named_parameters(true);
+  std::size_t compared = 0;
+  bool        anyDifferent = false;
+  for (const auto & parameter : average->GetImplementation().Network->named_parameters(true))
+  {
+    const torch::Tensor expected = (firstWeights[parameter.key()] + secondWeights[parameter.key()]) / 2;
+    EXPECT_TRUE(torch::allclose(parameter.value(), expected, 0.0, 1e-7)) << parameter.key();
+    anyDifferent = anyDifferent || !torch::equal(firstWeights[parameter.key()], secondWeights[parameter.key()]);
+    ++compared;
+  }
+  EXPECT_EQ(compared, firstWeights.size());
+  EXPECT_TRUE(anyDifferent) << "the two ingredients should differ";
+
+  // The order does not matter, and the result may replace an ingredient.
+  auto reversed = KDBrainExtractionTorchModel::New();
+  reversed->AverageWeightsOf({ second.GetPointer(), first.GetPointer() });
+  second->AverageWeightsOf({ first.GetPointer(), second.GetPointer() });
+  for (const auto & parameter : average->GetImplementation().Network->named_parameters(true))
+  {
+    EXPECT_TRUE(
+      torch::equal(parameter.value(), reversed->GetImplementation().Network->named_parameters(true)[parameter.key()]));
+    EXPECT_TRUE(
+      torch::equal(parameter.value(), second->GetImplementation().Network->named_parameters(true)[parameter.key()]));
+  }
+
+  // One ingredient is itself.
+  auto single = KDBrainExtractionTorchModel::New();
+  single->AverageWeightsOf({ first.GetPointer() });
+  for (const auto & parameter : single->GetImplementation().Network->named_parameters(true))
+  {
+    EXPECT_TRUE(torch::equal(parameter.value(), firstWeights[parameter.key()])) << parameter.key();
+  }
+
+  EXPECT_THROW(average->AverageWeightsOf({}), itk::ExceptionObject);
+  auto teacher = MakeTinyModel(RoleEnum::Teacher, 7);
+  EXPECT_THROW(average->AverageWeightsOf({ first.GetPointer(), teacher.GetPointer() }), itk::ExceptionObject);
+  auto wider = KDBrainExtractionTorchModel::New();
+  auto architecture = first->GetArchitecture();
+  architecture.BaseWidth = 6;
+  wider->Initialize(RoleEnum::Student, architecture, first->GetContract(), 7);
+  try
+  {
+    average->AverageWeightsOf({ first.GetPointer(), wider.GetPointer() });
+    ADD_FAILURE() << "models of different widths were averaged";
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    EXPECT_NE(
+      std::string(error.GetDescription()).find("a model in memory: cannot be averaged with " + first->GetFileName()),
+      std::string::npos)
+      << error.GetDescription();
+  }
+  auto empty = KDBrainExtractionTorchModel::New();
+  EXPECT_THROW(average->AverageWeightsOf({ first.GetPointer(), empty.GetPointer() }), itk::ExceptionObject);
 }

@@ -289,6 +289,27 @@ TEST(kdbetCommandLine, BadModels)
                 std::string("--model '") + KDBET_MODEL_DIR + "/kdbet_teacher.kdbm'");
 }
 
+TEST(kdbetCommandLine, AverageOfModels)
+{
+  const std::string student = std::string(KDBET_MODEL_DIR) + "/kdbet_student.kdbm";
+  const std::string soup = Folder() + "/soup.kdbm";
+  auto              result = RunKdbet("average --output '" + soup + "' '" + student + "' '" + student + "'");
+  EXPECT_EQ(result.ExitStatus, 0) << result.Output;
+  const std::string studentInfo = RunKdbet("info '" + student + "'").Output;
+  const std::string checksumLabel = "checksum (FNV-1a 64): ";
+  const auto        checksumAt = studentInfo.find(checksumLabel);
+  ASSERT_NE(checksumAt, std::string::npos) << studentInfo;
+  const std::string checksum = studentInfo.substr(checksumAt + checksumLabel.size(), 16);
+  result = RunKdbet("info '" + soup + "'");
+  EXPECT_NE(result.Output.find("average.models: " + checksum + "," + checksum), std::string::npos) << result.Output;
+
+  const std::string teacher = std::string(KDBET_MODEL_DIR) + "/kdbet_teacher.kdbm";
+  result = RunKdbet("average --output '" + Folder() + "/mixed.kdbm' '" + student + "' '" + teacher + "'");
+  EXPECT_EQ(result.ExitStatus, 1);
+  EXPECT_NE(result.Output.find("kdbet_teacher.kdbm: cannot be averaged with"), std::string::npos) << result.Output;
+  EXPECT_FALSE(itksys::SystemTools::FileExists(Folder() + "/mixed.kdbm"));
+}
+
 TEST(kdbetCommandLine, CudaRequestedButAbsent)
 {
   if (itk::KDBrainExtractionTorchModel::IsCudaAvailable())
@@ -354,6 +375,9 @@ TEST(kdbetCommandLine, UsageErrors)
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz -i b.nii.gz").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz -i b.nii.gz --output-dir " + Folder() + " --write skull").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("extract -i a.nii.gz --threshold 2").ExitStatus, 2);
+  EXPECT_EQ(RunKdbet("average --output soup.kdbm one.kdbm").ExitStatus, 2);
+  EXPECT_EQ(RunKdbet("average one.kdbm two.kdbm").ExitStatus, 2);
+  EXPECT_EQ(RunKdbet("average --output soup.kdbm one.kdbm two.kdbm --no-such-option").ExitStatus, 2);
   for (const char * border : { "--border 51", "--border -60", "--border nan", "--border 2mm" })
   {
     const auto result = RunKdbet(std::string("extract -i a.nii.gz ") + border);
