@@ -100,9 +100,9 @@ public:
   /** Replace this model by the element-wise mean of the weights of \a models
    * (a uniform "model soup", Wortsman et al. 2022): networks fine-tuned from
    * one starting model with different seeds or sample mixes average into one
-   * network that is usually as good as their best on data none of them was
-   * tuned on, where any single run's result partly depends on its seed, at
-   * the cost of one network at inference. Models not fine-tuned from a shared
+   * network, at the cost of one at inference, whose result does not hinge on
+   * one seed (here it scored about as the mean of its runs, or better, on
+   * scans unlike the training data). Models not fine-tuned from a shared
    * start do not average meaningfully. All must have one role, architecture
    * and preprocessing contract (else an ExceptionObject naming the first file
    * that differs); this model takes them, no file name or checksum, and the
