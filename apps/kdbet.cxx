@@ -96,7 +96,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
     }
   }
   options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", options.MaximumIsotropicCoarsening);
-  options.IntensityRemappingFraction = arguments.GetNumber("--remap-intensities", 0.0);
+  options.IntensityRemappingFraction = arguments.GetNumber("--remap-intensities", options.IntensityRemappingFraction);
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);

@@ -199,6 +199,14 @@ KDBrainExtractionTorchModel::Implementation::MakeNetworkOptions() const
   return options;
 }
 
+bool
+KDBrainExtractionHaveSameWeightLayout(const KDBrainExtractionTorchModel::Architecture & a,
+                                      const KDBrainExtractionTorchModel::Architecture & b)
+{
+  return a.Depth == b.Depth && a.BaseWidth == b.BaseWidth && a.Normalization == b.Normalization &&
+         a.DeepSupervision == b.DeepSupervision;
+}
+
 torch::Device
 KDBrainExtractionParseDevice(const std::string & device)
 {
@@ -285,35 +293,31 @@ KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & 
   const auto describe = [](const Self * model) {
     return model->GetFileName().empty() ? std::string("a model in memory") : model->GetFileName();
   };
-  const Self * first = models.front().GetPointer();
+  // Copied, not referenced: Initialize() below replaces this model's
+  // network and settings, and this model may be one of those averaged.
+  const Self *       first = models.front().GetPointer();
+  const RoleEnum     role = first->GetRole();
+  const Architecture architecture = first->GetArchitecture();
+  const Contract     contract = first->GetContract();
   for (const auto & model : models)
   {
     if (model.IsNull() || !model->GetImplementation().Network)
     {
       itkExceptionMacro(<< "cannot average the weights of a model without a network (Load or Initialize first)");
     }
-    const auto & architecture = model->GetArchitecture();
-    const auto & reference = first->GetArchitecture();
-    const auto & contract = model->GetContract();
-    const auto & referenceContract = first->GetContract();
-    if (model->GetRole() != first->GetRole() || architecture.Depth != reference.Depth ||
-        architecture.BaseWidth != reference.BaseWidth || architecture.Normalization != reference.Normalization ||
-        architecture.Dropout != reference.Dropout || architecture.DeepSupervision != reference.DeepSupervision ||
-        contract.WorkingSpacing != referenceContract.WorkingSpacing ||
-        contract.SizeMultiple != referenceContract.SizeMultiple ||
-        contract.LowerPercentile != referenceContract.LowerPercentile ||
-        contract.UpperPercentile != referenceContract.UpperPercentile)
+    const auto & modelContract = model->GetContract();
+    if (model->GetRole() != role || !KDBrainExtractionHaveSameWeightLayout(model->GetArchitecture(), architecture) ||
+        model->GetArchitecture().Dropout != architecture.Dropout ||
+        modelContract.WorkingSpacing != contract.WorkingSpacing ||
+        modelContract.SizeMultiple != contract.SizeMultiple ||
+        modelContract.LowerPercentile != contract.LowerPercentile ||
+        modelContract.UpperPercentile != contract.UpperPercentile)
     {
       itkExceptionMacro(<< describe(model) << ": cannot be averaged with " << describe(first)
                         << ": role, architecture or preprocessing differ");
     }
   }
-  // Copy everything the loop below reads before Initialize() replaces this
-  // model's network: this model may be one of those averaged.
   using NamedTensors = torch::OrderedDict<std::string, torch::Tensor>;
-  const RoleEnum            role = first->GetRole();
-  const Architecture        architecture = first->GetArchitecture();
-  const Contract            contract = first->GetContract();
   std::vector<NamedTensors> parameters;
   std::vector<NamedTensors> buffers;
   std::string               checksums;

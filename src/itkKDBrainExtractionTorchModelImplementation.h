@@ -43,6 +43,14 @@ struct KDBrainExtractionTorchModel::Implementation
   MakeNetworkOptions() const;
 };
 
+/** Whether networks of architectures \a a and \a b hold the same weight
+ * tensors (names and shapes), so that weights can be copied or averaged
+ * between them: depth, width, normalisation and deep supervision (dropout
+ * has no weights). */
+bool
+KDBrainExtractionHaveSameWeightLayout(const KDBrainExtractionTorchModel::Architecture & a,
+                                      const KDBrainExtractionTorchModel::Architecture & b);
+
 /** Parses a device name ("", "auto", "cpu", "cuda", "cuda:N"); throws
  * ExceptionObject if CUDA is asked for and not usable. */
 torch::Device

@@ -891,10 +891,8 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     auto initial = KDBrainExtractionTorchModel::New();
     initial->Load(options.InitialModelFile);
-    const auto & mine = options.NetworkArchitecture;
-    const auto & theirs = initial->GetArchitecture();
-    if (initial->GetRole() != options.Role || theirs.Depth != mine.Depth || theirs.BaseWidth != mine.BaseWidth ||
-        theirs.Normalization != mine.Normalization || theirs.DeepSupervision != mine.DeepSupervision)
+    if (initial->GetRole() != options.Role ||
+        !KDBrainExtractionHaveSameWeightLayout(initial->GetArchitecture(), options.NetworkArchitecture))
     {
       itkGenericExceptionMacro(<< options.InitialModelFile
                                << ": the initial model must have the role and architecture being trained");
