@@ -97,6 +97,10 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   }
   options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", options.MaximumIsotropicCoarsening);
   options.IntensityRemappingFraction = arguments.GetNumber("--remap-intensities", options.IntensityRemappingFraction);
+  options.AtrophyFraction = arguments.GetNumber("--atrophy", options.AtrophyFraction);
+  options.FieldOfViewCropFraction = arguments.GetNumber("--crop-fov", options.FieldOfViewCropFraction);
+  options.MaximumDeformation = arguments.GetNumber("--deform", options.MaximumDeformation);
+  options.MaximumSliceThicknessFactor = arguments.GetNumber("--max-slab", options.MaximumSliceThicknessFactor);
   options.InitialModelFile = arguments.Get("--initialize");
   options.BatchNormRecalibrationBatches = arguments.GetCount("--bn-recalibration", 0);
   options.WeightAveragingSteps = arguments.GetCount("--average-last", 0);
@@ -260,8 +264,21 @@ UNet++ baseline.
   --log FILE              JSON lines, one per epoch
   --synthetic F           share of samples (of cases with labels) replaced by a synthetic
                           image painted from the case's tissue classes (default 0)
-  --synthetic-contrasts L contrast families of those, comma list of t1w, t2w, pdw, random
-                          (default all four)
+  --synthetic-contrasts L contrast families of those, comma list of t1w, t2w, pdw, flair,
+                          random (default t1w,t2w,pdw,random)
+  --label-maps LIST       whole-head label maps in FreeSurfer codes (comma list, or @file
+                          with one per line), e.g. ../shared/data/synthseg-head-labels:
+                          subjects without an image, every sample painted in a synthetic
+                          contrast; brain mask by KDBrainExtractionWholeHeadLabels' rule
+  --label-map-repeat N    each label map counts as N cases per epoch (default 1)
+  --atrophy F             share of synthetic samples aged first: outer cortex to CSF (the
+                          mask shrinks), sulci and ventricles widened (default 0)
+  --crop-fov F            share of samples whose field of view is cut across S-I or A-P,
+                          from outside the brain to 24 mm into it (default 0)
+  --deform MM             random smooth nonlinear deformation of half the augmented
+                          samples, displacements up to MM (default 0: off)
+  --max-slab F            thickest slices of the resolution loss, in working voxels
+                          (default 3: 6 mm on the 2 mm grid)
   --remap-intensities F   share of the other (real) samples shown in a random contrast:
                           intensities through a random piecewise-linear curve (default 0)
   --initialize FILE       start from this model's weights (same role and architecture)
@@ -349,6 +366,12 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--synthetic",
                             "--synthetic-contrasts",
                             "--remap-intensities",
+                            "--label-maps",
+                            "--label-map-repeat",
+                            "--atrophy",
+                            "--crop-fov",
+                            "--deform",
+                            "--max-slab",
                             "--initialize",
                             "--bn-recalibration",
                             "--average-last" });
@@ -369,6 +392,22 @@ Train(int argc, char * argv[], const std::string & commandLine)
     throw UsageError(arguments.Get("--output") + ": the output folder does not exist");
   }
 
+  // Whole-head label maps: subjects without an image, each listed
+  // --label-map-repeat times (weighted up against the manifest's cases).
+  std::vector<itk::KDBrainExtractionTrainer::Case> labelMaps;
+  const unsigned int                               repeat = arguments.GetCount("--label-map-repeat", 1);
+  for (const auto & labels : ReadSubjectList(arguments.Get("--label-maps")))
+  {
+    if (!itksys::SystemTools::FileExists(labels, true))
+    {
+      throw UsageError(labels + ": no such label map (--label-maps)");
+    }
+    itk::KDBrainExtractionTrainer::Case item;
+    item.Subject = itksys::SystemTools::GetFilenameWithoutExtension(labels);
+    item.Labels = labels;
+    item.Modality = "labels";
+    labelMaps.insert(labelMaps.end(), std::max(1u, repeat), item);
+  }
   const auto all = itk::KDBrainExtractionTrainer::ReadManifest(arguments.Get("--manifest"));
   const auto include = ReadSubjectList(arguments.Get("--subjects"));
   const auto exclude = ReadSubjectList(arguments.Get("--exclude"));
@@ -390,6 +429,7 @@ Train(int argc, char * argv[], const std::string & commandLine)
   {
     throw UsageError("no training cases are left after --subjects/--exclude/--validate");
   }
+  training.insert(training.end(), labelMaps.begin(), labelMaps.end());
   const auto model = itk::KDBrainExtractionTrainer::Train(training, options, std::cerr);
   if (model.IsNull())
   {

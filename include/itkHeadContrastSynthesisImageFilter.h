@@ -34,7 +34,8 @@ namespace itk
  * HeadTissueClassImageFilter). Each class gets a random mean intensity in the
  * range of the chosen contrast family, which fixes the ordering that defines
  * the family (T1w: white > grey matter > CSF; T2w: CSF > grey > white matter;
- * PDw: CSF > grey > white matter, with less spread; Random: any order), and a
+ * PDw: CSF > grey > white matter, with less spread; FLAIR: grey > white matter > CSF;
+ * Random: any order), and a
  * random within-class texture. The brain's outer voxels are mixed with CSF
  * around the brain (sulci and the thin fluid over the cortex are finer than
  * the labels, and the brain mask takes them in). The image then goes through

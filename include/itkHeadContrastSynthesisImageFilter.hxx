@@ -69,6 +69,12 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::GenerateData()
                                       { { 0.75, 1.00 } }, { { 0.02, 0.12 } }, { { 0.12, 0.30 } }, { { 0.45, 0.85 } } };
   static const Range pdw[classes] = { { { 0.0, 0.03 } },  { { 0.73, 0.95 } }, { { 0.57, 0.71 } }, { { 0.43, 0.55 } },
                                       { { 0.73, 0.95 } }, { { 0.03, 0.15 } }, { { 0.30, 0.50 } }, { { 0.60, 0.95 } } };
+  // FLAIR: the fluid signal nulled (CSF darker than both tissues), grey
+  // matter brighter than white matter as in T2w, fat bright-ish.
+  static const Range flair[classes] = {
+    { { 0.0, 0.03 } },  { { 0.04, 0.20 } }, { { 0.55, 0.75 } }, { { 0.38, 0.52 } },
+    { { 0.04, 0.20 } }, { { 0.02, 0.12 } }, { { 0.25, 0.50 } }, { { 0.50, 0.90 } }
+  };
 
   std::mt19937_64 generator(m_Seed);
   auto            uniform = [&generator](double low, double high) {
@@ -88,6 +94,9 @@ HeadContrastSynthesisImageFilter<TInputImage, TOutputImage>::GenerateData()
         break;
       case ContrastFamily::PDw:
         m_ClassIntensities[c] = uniform(pdw[c][0], pdw[c][1]);
+        break;
+      case ContrastFamily::FLAIR:
+        m_ClassIntensities[c] = uniform(flair[c][0], flair[c][1]);
         break;
       default:
         m_ClassIntensities[c] = c == 0 ? uniform(0.0, 0.1) : uniform(0.0, 1.0);

@@ -67,7 +67,9 @@ public:
     /** Proton density: CSF a little brighter than grey, grey than white matter. */
     PDw = 2,
     /** Every class an independent random intensity. */
-    Random = 3
+    Random = 3,
+    /** Fluid-attenuated T2w: CSF dark, grey matter brighter than white matter. */
+    FLAIR = 4
   };
 };
 
@@ -83,9 +85,9 @@ operator<<(std::ostream & out, const HeadTissueEnums::TissueClass value)
 inline std::ostream &
 operator<<(std::ostream & out, const HeadTissueEnums::ContrastFamily value)
 {
-  static const char * const names[] = { "T1w", "T2w", "PDw", "Random" };
+  static const char * const names[] = { "T1w", "T2w", "PDw", "Random", "FLAIR" };
   const auto                index = static_cast<unsigned int>(value);
-  return out << (index < 4 ? names[index] : "unknown contrast family");
+  return out << (index < 5 ? names[index] : "unknown contrast family");
 }
 } // end namespace itk
 

@@ -53,6 +53,11 @@ namespace itk
 class KDBrainExtraction_EXPORT KDBrainExtractionTrainer
 {
 public:
+  /** A training or validation case. A case with a label map but no image
+   * and no mask is a whole-head label map in FreeSurfer codes (another
+   * subject's anatomy with no scan, as SynthSeg's training maps): its brain
+   * mask and tissue classes come from KDBrainExtractionWholeHeadLabels, and
+   * every sample of it is painted in a synthetic contrast. */
   struct Case
   {
     std::string Subject;
@@ -110,6 +115,25 @@ public:
     /** Contrast families of the synthetic images, drawn with equal chance:
      * "t1w", "t2w", "pdw", "random". */
     std::vector<std::string> SyntheticContrasts{ "t1w", "t2w", "pdw", "random" };
+    /** Share of synthetic samples whose anatomy is aged first (on the
+     * working grid): cortex at the brain's outer surface turned into the CSF
+     * around it (the brain mask shrinks with it), cortex along the sulci into
+     * sulcal CSF and white matter around the ventricles into ventricle, each
+     * voxel with a probability drawn per sample. Wide CSF spaces of older
+     * heads, which the training subjects rarely show. 0 = off. */
+    double AtrophyFraction{ 0.0 };
+    /** Share of samples whose field of view is cut by a plane across the
+     * superior-inferior or anterior-posterior axis, anywhere from outside the
+     * brain to 24 mm into it (image and mask zero beyond it): necks, vertices
+     * and faces outside the scan. 0 = off. */
+    double FieldOfViewCropFraction{ 0.0 };
+    /** Largest displacement (mm) of a random smooth nonlinear deformation
+     * applied to half of the augmented samples (a 5x5x5 control grid of
+     * uniform displacements, interpolated); 0 = off. */
+    double MaximumDeformation{ 0.0 };
+    /** Largest slice thickness of the augmentation's thick-slice loss, in
+     * working voxels (3 = 6 mm on the 2 mm grid). */
+    double MaximumSliceThicknessFactor{ 3.0 };
     /** Share of the other samples (real images) whose normalised intensities
      * pass through a random curve: piecewise linear between nodes at 0, 0.2,
      * ..., 1, air (0) kept at 0 and every other node drawn in [0, 1]. Random

@@ -8,12 +8,15 @@
 # Last, that student is fine-tuned twice more (seeds 7 and 8) with half of the
 # remaining real samples shown in random intensity remappings, the two
 # results' weights are averaged, and the average's batch-norm statistics are
-# re-estimated: the shipped student.
+# re-estimated. Last, for scanners, ages and contrasts not in IXI, the teacher
+# and that student are fine-tuned with other subjects' whole-head label maps
+# painted in random contrasts (FLAIR among them), aged anatomy, cut fields of
+# view, nonlinear deformations and thicker slabs: the shipped pair.
 # Usage:
 #   scripts/train-default-models.sh [BUILD_DIR] [WORK_DIR] [TIME_LIMIT_S]
 # Re-running resumes from the checkpoints in WORK_DIR (default:
 # BUILD_DIR/default-training). With TIME_LIMIT_S, each run stops there with a
-# checkpoint (exit code 3). At the end the shipped pair and the six
+# checkpoint (exit code 3). At the end the shipped pair and the eight
 # training logs are copied into Data/Models/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,11 +78,28 @@ done # (the later --seed overrides the one in common)
   run --role student --width 8 --steps 0 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_synthetic.kdbm" \
     --initialize "$work/kdbet_student_remap_average.kdbm" "${remap[@]}" "${common[@]}" --bn-recalibration 200 \
     --output "$work/kdbet_student_remap_recalibrated.kdbm"
+# Other subjects, sites and ages (issue 28): 15 whole-head label maps of
+# SynthSeg's training set (16-20 are held out for evaluation), painted in
+# random contrasts including FLAIR, weighted to about a third of the samples;
+# aged anatomy, cut fields of view, nonlinear deformation and slabs up to 7 mm.
+maps=$(printf "${KDBET_SHARED_DATA:-$here/../shared/data}/synthseg-head-labels/training_seg_%02d.nii.gz," $(seq 1 15))
+domain=(--synthetic 0.5 --remap-intensities 0.5 --lr 5e-4 --label-maps "${maps%,}" --label-map-repeat 6
+        --synthetic-contrasts t1w,t2w,pdw,flair,random --atrophy 0.3 --crop-fov 0.2 --deform 4 --max-slab 3.5)
+[ -f "$work/kdbet_teacher_domain.kdbm" ] ||
+  run --role teacher --width 16 --steps 300 --initialize "$work/kdbet_teacher_synthetic.kdbm" "${domain[@]}" "${common[@]}" \
+    --checkpoint "$work/teacher_domain.ckpt" --log "$work/teacher_domain.training-log.jsonl" \
+    --output "$work/kdbet_teacher_domain.kdbm"
+[ -f "$work/kdbet_student_domain.kdbm" ] ||
+  run --role student --width 8 --steps 1000 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_domain.kdbm" \
+    --initialize "$work/kdbet_student_remap_recalibrated.kdbm" "${domain[@]}" "${common[@]}" \
+    --average-last 500 --bn-recalibration 200 --checkpoint "$work/student_domain.ckpt" \
+    --log "$work/student_domain.training-log.jsonl" --output "$work/kdbet_student_domain.kdbm"
 models=${KDBET_MODELS_DIR:-$here/Data/Models}
 mkdir -p "$models/training-logs"
-cp "$work/kdbet_teacher_synthetic.kdbm" "$models/kdbet_teacher.kdbm"
-cp "$work/kdbet_student_remap_recalibrated.kdbm" "$models/kdbet_student.kdbm"
-for stage in teacher student teacher_synthetic student_synthetic student_remap_seed7 student_remap_seed8; do
+cp "$work/kdbet_teacher_domain.kdbm" "$models/kdbet_teacher.kdbm"
+cp "$work/kdbet_student_domain.kdbm" "$models/kdbet_student.kdbm"
+for stage in teacher student teacher_synthetic student_synthetic student_remap_seed7 student_remap_seed8 \
+  teacher_domain student_domain; do
   cp "$work/$stage.training-log.jsonl" "$models/training-logs/$stage.jsonl"
 done
 echo "wrote $models/kdbet_teacher.kdbm and $models/kdbet_student.kdbm; now run scripts/update-baselines.sh $build"

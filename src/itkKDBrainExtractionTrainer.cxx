@@ -23,6 +23,7 @@
 #include "itkKDBrainExtractionHybridLoss.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 #include "itkKDBrainExtractionTorchModelImplementation.h"
+#include "itkKDBrainExtractionWholeHeadLabels.h"
 #include "itkNearestNeighborInterpolateImageFunction.h"
 #include "itkResampleImageFilter.h"
 #include "itksys/SystemTools.hxx"
@@ -32,6 +33,7 @@
 #include <fstream>
 #include <future>
 #include <iomanip>
+#include <map>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -61,6 +63,8 @@ struct WorkingCase
   std::array<int64_t, 3> BrainHigh{ { 0, 0, 0 } };
   /** Tissue classes on the working grid, for synthetic contrasts; may be null. */
   TissueClassImageType::Pointer TissueClasses;
+  /** A whole-head label map without an image: every sample is painted. */
+  bool LabelsOnly{ false };
 };
 
 template <typename TImage>
@@ -115,10 +119,69 @@ LoadTissueClasses(const KDBrainExtractionTrainer::Case & item, const ImageType *
   return resample->GetOutput();
 }
 
+/** The brain's bounding box of a case's working mask. */
+void
+FindBrainBox(WorkingCase & result)
+{
+  const auto brain = torch::nonzero(result.Mask[0]);
+  result.HasBrain = brain.size(0) > 0;
+  for (int axis = 0; axis < 3 && result.HasBrain; ++axis)
+  {
+    result.BrainLow[axis] = brain.select(1, axis).min().item<int64_t>();
+    result.BrainHigh[axis] = brain.select(1, axis).max().item<int64_t>();
+  }
+}
+
+/** A mask on the working grid as a [1, z, y, x] float tensor. */
+torch::Tensor
+MaskToTensor(const MaskImageType * mask)
+{
+  const auto size = mask->GetBufferedRegion().GetSize();
+  auto       values =
+    torch::empty({ 1, static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0]) },
+                 torch::kFloat32);
+  std::copy_n(mask->GetBufferPointer(), values.numel(), values.data_ptr<float>());
+  return values;
+}
+
+/** A whole-head label map on its working grid: its brain mask and tissue
+ * classes (computed on the map's own grid, where the mask rule's closing
+ * radius is resolved, then moved onto the working grid). The image is left
+ * blank: every sample of the case is painted. */
+WorkingCase
+LoadLabelMapCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract)
+{
+  using WholeHeadLabels = KDBrainExtractionWholeHeadLabels;
+  const auto labels = ReadVolume<LabelImageType>(item.Labels);
+  const auto brainMask = WholeHeadLabels::MakeBrainMask(labels, item.Labels);
+  const auto classes = WholeHeadLabels::MakeTissueClasses(labels, brainMask);
+  const auto working = KDBrainExtractionPreprocessing::MakeWorkingGrid(labels, contract);
+  auto       resample = ResampleImageFilter<TissueClassImageType, TissueClassImageType>::New();
+  resample->SetInput(classes);
+  resample->SetInterpolator(NearestNeighborInterpolateImageFunction<TissueClassImageType>::New());
+  resample->SetReferenceImage(working);
+  resample->UseReferenceImageOn();
+  resample->SetDefaultPixelValue(static_cast<unsigned char>(HeadTissueEnums::TissueClass::Background));
+  resample->Update();
+
+  WorkingCase result;
+  result.Subject = item.Subject;
+  result.LabelsOnly = true;
+  result.TissueClasses = resample->GetOutput();
+  result.Mask = MaskToTensor(KDBrainExtractionPreprocessing::ResampleMaskToGrid(brainMask, working));
+  result.Image = torch::zeros_like(result.Mask);
+  FindBrainBox(result);
+  return result;
+}
+
 WorkingCase
 LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract,
          bool withTissueClasses)
 {
+  if (item.Image.empty() && item.Mask.empty() && !item.Labels.empty())
+  {
+    return LoadLabelMapCase(item, contract);
+  }
   const auto image = ReadVolume<ImageType>(item.Image);
   KDBrainExtractionPreprocessing::VerifyImage(image, item.Image);
   KDBrainExtractionPreprocessing::IntensityWindow window;
@@ -129,21 +192,8 @@ LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPre
   WorkingCase result;
   result.Subject = item.Subject;
   result.Image = ImageToTensor(working);
-  auto castMask = ImageType::New();
-  castMask->CopyInformation(workingMask);
-  castMask->SetRegions(workingMask->GetLargestPossibleRegion());
-  castMask->Allocate();
-  std::copy_n(workingMask->GetBufferPointer(),
-              workingMask->GetBufferedRegion().GetNumberOfPixels(),
-              castMask->GetBufferPointer());
-  result.Mask = ImageToTensor(castMask);
-  const auto brain = torch::nonzero(result.Mask[0]);
-  result.HasBrain = brain.size(0) > 0;
-  for (int axis = 0; axis < 3 && result.HasBrain; ++axis)
-  {
-    result.BrainLow[axis] = brain.select(1, axis).min().item<int64_t>();
-    result.BrainHigh[axis] = brain.select(1, axis).max().item<int64_t>();
-  }
+  result.Mask = MaskToTensor(workingMask);
+  FindBrainBox(result);
   if (withTissueClasses && !item.Labels.empty())
   {
     result.TissueClasses = LoadTissueClasses(item, image, working);
@@ -170,22 +220,26 @@ ParseContrastFamily(const std::string & name)
   {
     return ContrastFamily::Random;
   }
-  itkGenericExceptionMacro(<< "unknown synthetic contrast '" << name << "' (use t1w, t2w, pdw or random)");
+  if (name == "flair")
+  {
+    return ContrastFamily::FLAIR;
+  }
+  itkGenericExceptionMacro(<< "unknown synthetic contrast '" << name << "' (use t1w, t2w, pdw, flair or random)");
 }
 
 /** A synthetic image of \a item's head on its working grid, normalised as
  * PrepareWorkingVolume normalises real ones: [1, z, y, x]. */
 torch::Tensor
-SynthesiseImage(const WorkingCase & item, ContrastFamily contrast, uint64_t seed,
+SynthesiseImage(const TissueClassImageType * tissueClasses, ContrastFamily contrast, uint64_t seed,
                 const KDBrainExtractionPreprocessing::Contract & contract)
 {
   // Loader threads synthesise from the same classes at once: each pipeline
   // gets its own image object (a pipeline writes to its input's requested
   // region), sharing the read-only pixels.
   auto classes = TissueClassImageType::New();
-  classes->CopyInformation(item.TissueClasses);
-  classes->SetRegions(item.TissueClasses->GetLargestPossibleRegion());
-  classes->SetPixelContainer(item.TissueClasses->GetPixelContainer());
+  classes->CopyInformation(tissueClasses);
+  classes->SetRegions(tissueClasses->GetLargestPossibleRegion());
+  classes->SetPixelContainer(const_cast<TissueClassImageType *>(tissueClasses)->GetPixelContainer());
   auto synthesis = HeadContrastSynthesisImageFilter<TissueClassImageType, ImageType>::New();
   synthesis->SetInput(classes);
   synthesis->SetContrast(contrast);
@@ -270,13 +324,14 @@ ChoosePatchStart(const WorkingCase & item, int64_t patch, std::mt19937_64 & gene
  * coarser (by default 1.6: partial volume and the blur of interpolating between
  * grids that do not line up). */
 torch::Tensor
-DegradeResolution(const torch::Tensor & image, double maximumIsotropicFactor, std::mt19937_64 & generator)
+DegradeResolution(const torch::Tensor & image, double maximumIsotropicFactor, double maximumThicknessFactor,
+                  std::mt19937_64 & generator)
 {
   namespace F = torch::nn::functional;
   std::array<double, 3> factor{ { 1.0, 1.0, 1.0 } };
   if (Uniform(generator, 0, 1) < 0.5)
   {
-    factor[std::uniform_int_distribution<int>(0, 2)(generator)] = Uniform(generator, 1.2, 3.0);
+    factor[std::uniform_int_distribution<int>(0, 2)(generator)] = Uniform(generator, 1.2, maximumThicknessFactor);
   }
   else
   {
@@ -309,10 +364,43 @@ DegradeResolution(const torch::Tensor & image, double maximumIsotropicFactor, st
   return F::interpolate(degraded, F::InterpolateFuncOptions(trilinear).size(image.sizes().slice(2).vec()));
 }
 
-/** Flips, a small rotation and scaling, resolution loss, gamma, scale, bias
- * field and noise. */
+/** A random smooth deformation of a [1, 1, z, y, x] image and its mask:
+ * displacements drawn uniformly up to \a maximumVoxels on a 5x5x5 control
+ * grid, interpolated over the volume. */
 void
-Augment(torch::Tensor & image, torch::Tensor & mask, double maximumIsotropicCoarsening, std::mt19937_64 & generator)
+DeformNonlinearly(torch::Tensor & image, torch::Tensor & mask, double maximumVoxels, std::mt19937_64 & generator)
+{
+  namespace F = torch::nn::functional;
+  constexpr int64_t control = 5;
+  auto              displacement = torch::empty({ 1, 3, control, control, control });
+  float *           values = displacement.data_ptr<float>();
+  // Drawn from the sample's generator, not torch's, to keep resumption exact.
+  for (int64_t i = 0; i < displacement.numel(); ++i)
+  {
+    values[i] = static_cast<float>(Uniform(generator, -maximumVoxels, maximumVoxels));
+  }
+  const auto size = image.sizes().slice(2).vec();
+  displacement =
+    F::interpolate(displacement, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
+  // grid_sample's last dimension is (x, y, z) in [-1, 1]: channel 0 moves x.
+  std::vector<torch::Tensor> normalised;
+  for (int axis = 0; axis < 3; ++axis)
+  {
+    normalised.push_back(displacement.select(1, axis) * (2.0 / static_cast<double>(size[2 - axis])));
+  }
+  const auto identity = torch::eye(3, 4).unsqueeze(0);
+  const auto grid = F::affine_grid(identity, image.sizes().vec(), false) + torch::stack(normalised, -1);
+  const auto linear =
+    F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
+  image = F::grid_sample(image, grid, linear);
+  mask = (F::grid_sample(mask, grid, linear) >= 0.5).to(torch::kFloat32);
+}
+
+/** Flips, a small rotation and scaling, a nonlinear deformation, resolution
+ * loss, gamma, scale, bias field and noise. */
+void
+Augment(torch::Tensor & image, torch::Tensor & mask, const KDBrainExtractionTrainer::Options & options,
+        std::mt19937_64 & generator)
 {
   namespace F = torch::nn::functional;
   // Left-right flip: heads are nearly symmetric in x (LPS working grid).
@@ -347,9 +435,16 @@ Augment(torch::Tensor & image, torch::Tensor & mask, double maximumIsotropicCoar
          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false)) >= 0.5)
         .to(torch::kFloat32);
   }
+  // Drawn only when on, so that runs without it keep their batches.
+  if (options.MaximumDeformation > 0.0 && Uniform(generator, 0, 1) < 0.5)
+  {
+    const double spacing = options.PreprocessingContract.WorkingSpacing[0];
+    DeformNonlinearly(image, mask, options.MaximumDeformation / spacing, generator);
+  }
   if (Uniform(generator, 0, 1) < 0.5)
   {
-    image = DegradeResolution(image, maximumIsotropicCoarsening, generator);
+    image =
+      DegradeResolution(image, options.MaximumIsotropicCoarsening, options.MaximumSliceThicknessFactor, generator);
   }
   // Intensity: gamma, global scale, a smooth multiplicative bias field, noise.
   image = image.clamp_min(0).pow(std::exp(Uniform(generator, std::log(0.7), std::log(1.5))));
@@ -398,6 +493,105 @@ RemapIntensities(const torch::Tensor & image, std::mt19937_64 & generator)
   return start + (values.index({ lower + 1 }) - start) * fraction;
 }
 
+/** Ages a copy of a case's tissue classes (working grid) and its mask in
+ * place: every voxel of cortex touching the CSF around the brain becomes that
+ * CSF and leaves the mask, cortex touching sulcal CSF becomes sulcal CSF, and
+ * white matter touching the ventricles becomes ventricle, each with a
+ * probability drawn per sample; once or twice (2 or 4 mm on the 2 mm grid). */
+TissueClassImageType::Pointer
+SimulateAtrophy(const TissueClassImageType * classes, torch::Tensor & mask, std::mt19937_64 & generator)
+{
+  using TissueClass = HeadTissueEnums::TissueClass;
+  auto aged = TissueClassImageType::New();
+  aged->CopyInformation(classes);
+  aged->SetRegions(classes->GetBufferedRegion());
+  aged->Allocate();
+  const auto        size = classes->GetBufferedRegion().GetSize();
+  const std::size_t count = classes->GetBufferedRegion().GetNumberOfPixels();
+  std::copy_n(classes->GetBufferPointer(), count, aged->GetBufferPointer());
+  mask = mask.clone();
+  float *                    inside = mask.data_ptr<float>();
+  unsigned char *            tissue = aged->GetBufferPointer();
+  const std::size_t          strides[3] = { 1, size[0], size[0] * size[1] };
+  const double               probability = Uniform(generator, 0.2, 0.8);
+  const int                  passes = Uniform(generator, 0, 1) < 0.5 ? 1 : 2;
+  const auto                 code = [](TissueClass value) { return static_cast<unsigned char>(value); };
+  std::vector<unsigned char> before(count);
+  for (int pass = 0; pass < passes; ++pass)
+  {
+    std::copy_n(tissue, count, before.begin());
+    for (std::size_t i = 0; i < count; ++i)
+    {
+      const bool grey = before[i] == code(TissueClass::GreyMatter);
+      if (!grey && before[i] != code(TissueClass::WhiteMatter))
+      {
+        continue;
+      }
+      bool touchesOuterCSF = false;
+      bool touchesInnerCSF = false;
+      for (unsigned int axis = 0; axis < 3; ++axis)
+      {
+        const std::size_t coordinate = (i / strides[axis]) % size[axis];
+        for (const bool up : { false, true })
+        {
+          if ((up && coordinate + 1 == size[axis]) || (!up && coordinate == 0))
+          {
+            continue;
+          }
+          const unsigned char neighbour = before[up ? i + strides[axis] : i - strides[axis]];
+          touchesOuterCSF = touchesOuterCSF || neighbour == code(TissueClass::ExtraCerebralCSF);
+          touchesInnerCSF = touchesInnerCSF || neighbour == code(TissueClass::BrainCSF);
+        }
+      }
+      if (!(touchesOuterCSF || touchesInnerCSF) || Uniform(generator, 0, 1) >= probability)
+      {
+        continue;
+      }
+      if (grey && touchesOuterCSF)
+      {
+        tissue[i] = code(TissueClass::ExtraCerebralCSF);
+        inside[i] = 0.0f;
+      }
+      else if (touchesInnerCSF)
+      {
+        tissue[i] = code(TissueClass::BrainCSF);
+      }
+    }
+  }
+  return aged;
+}
+
+/** Cuts the field of view of a [1, z, y, x] image and mask (LPS working
+ * grid: z runs inferior to superior, y anterior to posterior) by a plane
+ * across z or y, from 16 mm outside the brain's extreme on one side to 24 mm
+ * into it (2 mm grid); image and mask are zero beyond it. */
+void
+CropFieldOfView(const WorkingCase & item, torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
+{
+  const int     axis = Uniform(generator, 0, 1) < 0.6 ? 0 : 1;
+  const bool    high = Uniform(generator, 0, 1) < 0.5;
+  const auto    offset = static_cast<int64_t>(std::floor(Uniform(generator, -8, 12)));
+  const int64_t extent = image.size(axis + 1);
+  if (!item.HasBrain)
+  {
+    return;
+  }
+  image = image.clone();
+  mask = mask.clone();
+  if (high)
+  {
+    const int64_t plane = std::clamp<int64_t>(item.BrainHigh[axis] - offset, 1, extent);
+    image.narrow(axis + 1, plane, extent - plane).zero_();
+    mask.narrow(axis + 1, plane, extent - plane).zero_();
+  }
+  else
+  {
+    const int64_t plane = std::clamp<int64_t>(item.BrainLow[axis] + offset, 0, extent - 1);
+    image.narrow(axis + 1, 0, plane).zero_();
+    mask.narrow(axis + 1, 0, plane).zero_();
+  }
+}
+
 struct Batch
 {
   torch::Tensor Image;
@@ -416,17 +610,28 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
   auto                generator = SampleGenerator(options.Seed, sample, 0xA06);
   torch::Tensor       image = item.Image;
   torch::Tensor       mask = item.Mask;
-  // Drawn only when synthesis is on, so that runs without it keep their batches.
-  if (options.SyntheticFraction > 0.0 && item.TissueClasses && Uniform(generator, 0, 1) < options.SyntheticFraction)
+  // Drawn only when synthesis is on, so that runs without it keep their
+  // batches; a case with no image is always painted.
+  if (item.LabelsOnly ||
+      (options.SyntheticFraction > 0.0 && item.TissueClasses && Uniform(generator, 0, 1) < options.SyntheticFraction))
   {
     const auto contrast =
       syntheticContrasts[std::uniform_int_distribution<std::size_t>(0, syntheticContrasts.size() - 1)(generator)];
-    image = SynthesiseImage(item, contrast, generator(), contract);
+    TissueClassImageType::ConstPointer classes = item.TissueClasses.GetPointer();
+    if (options.AtrophyFraction > 0.0 && Uniform(generator, 0, 1) < options.AtrophyFraction)
+    {
+      classes = SimulateAtrophy(item.TissueClasses, mask, generator).GetPointer();
+    }
+    image = SynthesiseImage(classes, contrast, generator(), contract);
   }
   // Drawn only when remapping is on, so that runs without it keep their batches.
   else if (options.IntensityRemappingFraction > 0.0 && Uniform(generator, 0, 1) < options.IntensityRemappingFraction)
   {
     image = RemapIntensities(image, generator);
+  }
+  if (options.FieldOfViewCropFraction > 0.0 && Uniform(generator, 0, 1) < options.FieldOfViewCropFraction)
+  {
+    CropFieldOfView(item, image, mask, generator);
   }
   if (options.PatchSize > 0)
   {
@@ -444,7 +649,7 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
   mask = mask.unsqueeze(0);
   if (options.Augment)
   {
-    Augment(image, mask, options.MaximumIsotropicCoarsening, generator);
+    Augment(image, mask, options, generator);
   }
   return { image, mask };
 }
@@ -807,13 +1012,40 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   {
     itkGenericExceptionMacro(<< "the synthetic fraction must be in [0, 1], got " << options.SyntheticFraction);
   }
+  if (!(options.AtrophyFraction >= 0.0 && options.AtrophyFraction <= 1.0))
+  {
+    itkGenericExceptionMacro(<< "the atrophy fraction must be in [0, 1], got " << options.AtrophyFraction);
+  }
+  if (!(options.FieldOfViewCropFraction >= 0.0 && options.FieldOfViewCropFraction <= 1.0))
+  {
+    itkGenericExceptionMacro(<< "the field-of-view crop fraction must be in [0, 1], got "
+                             << options.FieldOfViewCropFraction);
+  }
+  if (!(options.MaximumDeformation >= 0.0 && options.MaximumDeformation <= 20.0))
+  {
+    itkGenericExceptionMacro(<< "the maximum deformation must be in [0, 20] mm, got " << options.MaximumDeformation);
+  }
+  if (!(options.MaximumSliceThicknessFactor >= 1.2 && options.MaximumSliceThicknessFactor <= 5.0))
+  {
+    itkGenericExceptionMacro(<< "the maximum slice thickness factor must be in [1.2, 5], got "
+                             << options.MaximumSliceThicknessFactor);
+  }
+  for (const auto & item : options.ValidationCases)
+  {
+    if (item.Image.empty())
+    {
+      itkGenericExceptionMacro(<< item.Subject << ": a validation case needs an image and a mask");
+    }
+  }
   std::vector<ContrastFamily> syntheticContrasts;
   for (const auto & name : options.SyntheticContrasts)
   {
     syntheticContrasts.push_back(ParseContrastFamily(name));
   }
   const bool synthesise = options.SyntheticFraction > 0.0;
-  if (synthesise && syntheticContrasts.empty())
+  const auto labelMapCases =
+    std::count_if(cases.begin(), cases.end(), [](const Case & item) { return item.Image.empty(); });
+  if ((synthesise || labelMapCases > 0) && syntheticContrasts.empty())
   {
     itkGenericExceptionMacro(<< "synthetic images need at least one contrast family");
   }
@@ -858,8 +1090,19 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
 
   log << "Reading " << cases.size() << " training cases" << std::endl;
   std::vector<WorkingCase> training;
+  // A case listed several times (a label map weighted up) is loaded once;
+  // its copies share the read-only tensors and classes.
+  std::map<std::string, std::size_t> loaded;
   for (const auto & item : cases)
   {
+    const std::string key = item.Image + '\n' + item.Mask + '\n' + item.Labels;
+    const auto        found = loaded.find(key);
+    if (found != loaded.end())
+    {
+      training.push_back(training[found->second]);
+      continue;
+    }
+    loaded[key] = training.size();
     training.push_back(LoadCase(item, contract, synthesise));
   }
   if (options.PatchSize == 0)
@@ -1137,18 +1380,27 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
   model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
   model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
-  if (options.Augment && options.MaximumIsotropicCoarsening != Options{}.MaximumIsotropicCoarsening)
+  // Recorded when not the default, so that earlier models' headers stay as they were.
+  const auto recordNumber = [&model](const std::string & key, double value, double defaultValue) {
+    if (value != defaultValue)
+    {
+      std::ostringstream text;
+      text << value;
+      model->SetMetadata(key, text.str());
+    }
+  };
+  if (options.Augment)
   {
-    std::ostringstream factor;
-    factor << options.MaximumIsotropicCoarsening;
-    model->SetMetadata("training.max_isotropic_coarsening", factor.str());
+    recordNumber(
+      "training.max_isotropic_coarsening", options.MaximumIsotropicCoarsening, Options{}.MaximumIsotropicCoarsening);
   }
-  if (options.IntensityRemappingFraction > 0.0)
-  {
-    std::ostringstream fraction;
-    fraction << options.IntensityRemappingFraction;
-    model->SetMetadata("training.intensity_remapping", fraction.str());
-  }
+  recordNumber("training.intensity_remapping", options.IntensityRemappingFraction, 0.0);
+  recordNumber("training.atrophy", options.AtrophyFraction, 0.0);
+  recordNumber("training.field_of_view_crop", options.FieldOfViewCropFraction, 0.0);
+  recordNumber("training.max_deformation_mm", options.MaximumDeformation, 0.0);
+  recordNumber(
+    "training.max_slice_thickness", options.MaximumSliceThicknessFactor, Options{}.MaximumSliceThicknessFactor);
+  recordNumber("training.label_map_cases", static_cast<double>(labelMapCases), 0.0);
   model->SetMetadata("training.seed", std::to_string(options.Seed));
   model->SetMetadata("training.distillation", distillation.str());
   if (synthesise)

@@ -274,7 +274,7 @@ TEST(HeadContrastSynthesisImageFilter, ContrastFamiliesKeepTheirTissueOrdering)
   const auto classes = ClassesOf(phantom);
   for (uint64_t seed = 1; seed <= 6; ++seed)
   {
-    for (const auto contrast : { ContrastFamily::T1w, ContrastFamily::T2w, ContrastFamily::PDw })
+    for (const auto contrast : { ContrastFamily::T1w, ContrastFamily::T2w, ContrastFamily::PDw, ContrastFamily::FLAIR })
     {
       auto filter = SynthesisFilterFor(classes, seed, contrast);
       filter->Update();
@@ -286,6 +286,12 @@ TEST(HeadContrastSynthesisImageFilter, ContrastFamiliesKeepTheirTissueOrdering)
       {
         EXPECT_GT(white, grey) << "T1w, seed " << seed;
         EXPECT_GT(grey, csf) << "T1w, seed " << seed;
+      }
+      else if (contrast == ContrastFamily::FLAIR)
+      {
+        // The fluid nulled: grey matter brightest, CSF darkest.
+        EXPECT_GT(grey, white) << "FLAIR, seed " << seed;
+        EXPECT_GT(white, csf) << "FLAIR, seed " << seed;
       }
       else
       {

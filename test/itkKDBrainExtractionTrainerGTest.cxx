@@ -18,6 +18,7 @@
 
 #include "itkGTest.h"
 #include "itkImageFileWriter.h"
+#include "itkImageRegionIteratorWithIndex.h"
 #include "itkKDBrainExtractionTestUtilities.h"
 #include "itkKDBrainExtractionEvaluationProtocol.h"
 #include "itkKDBrainExtractionTrainer.h"
@@ -26,8 +27,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
+#include <tuple>
 
 namespace
 {
@@ -288,6 +291,90 @@ TEST(KDBrainExtractionTrainer, IntensityRemappingChangesTheRealSamples)
     options.IntensityRemappingFraction = fraction;
     EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject) << fraction;
   }
+}
+
+/** A whole-head label map at 4 mm (FreeSurfer codes): white matter in
+ * cortex, CSF around it, skull and scalp; written beside the test's data. */
+std::string
+MakeWholeHeadLabelMap(const std::string & manifest)
+{
+  using LabelImageType = itk::Image<unsigned short, 3>;
+  auto labels = LabelImageType::New();
+  labels->SetRegions(LabelImageType::SizeType{ { 32, 32, 32 } });
+  labels->SetSpacing(4.0);
+  labels->SetOrigin(-62.0);
+  labels->Allocate();
+  for (itk::ImageRegionIteratorWithIndex<LabelImageType> it(labels, labels->GetBufferedRegion()); !it.IsAtEnd(); ++it)
+  {
+    LabelImageType::PointType point;
+    labels->TransformIndexToPhysicalPoint(it.GetIndex(), point);
+    const double r =
+      std::sqrt(point[0] * point[0] / 900.0 + point[1] * point[1] / 1444.0 + point[2] * point[2] / 784.0);
+    it.Set(r < 0.5 ? 2 : r < 0.8 ? 3 : r < 0.9 ? 24 : r < 1.0 ? 515 : r < 1.1 ? 507 : 0);
+  }
+  const std::string file = itksys::SystemTools::GetFilenamePath(manifest) + "/whole_head_labels.nii.gz";
+  itk::WriteImage(labels, file);
+  return file;
+}
+
+TEST(KDBrainExtractionTrainer, LabelMapCasesArePaintedEverySample)
+{
+  const std::string  manifest = MakeSyntheticDataset();
+  auto               cases = KDBrainExtractionTrainer::ReadManifest(manifest);
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  const auto                     withoutMaps = KDBrainExtractionTrainer::Train(cases, options, log);
+  KDBrainExtractionTrainer::Case map;
+  map.Subject = "whole_head";
+  map.Labels = MakeWholeHeadLabelMap(manifest);
+  // Listed three times (weighted up): loaded once, sampled like three cases.
+  cases.insert(cases.end(), 3, map);
+  const auto withMaps = KDBrainExtractionTrainer::Train(cases, options, log);
+  const auto again = KDBrainExtractionTrainer::Train(cases, options, log);
+  ASSERT_TRUE(withoutMaps.IsNotNull() && withMaps.IsNotNull() && again.IsNotNull());
+  EXPECT_NE(PredictOn(withoutMaps), PredictOn(withMaps));
+  EXPECT_EQ(PredictOn(withMaps), PredictOn(again)) << "painting is not a function of the seed";
+  EXPECT_EQ(withMaps->GetMetadata("training.label_map_cases"), "3");
+  EXPECT_EQ(withoutMaps->GetMetadata("training.label_map_cases"), "");
+  // A map with no image cannot be a validation case (nothing to score on).
+  options.ValidationCases = { map };
+  EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, options, log), itk::ExceptionObject);
+}
+
+TEST(KDBrainExtractionTrainer, AgeingCroppingDeformationAndSlabsChangeTheSamplesOnlyWhenOn)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Student);
+  options.DistillationWeight = 0.0;
+  options.SyntheticFraction = 1.0;
+  const auto plain = PredictOn(KDBrainExtractionTrainer::Train(cases, options, log));
+  using Setter = std::function<void(KDBrainExtractionTrainer::Options &, double)>;
+  const std::vector<std::tuple<std::string, Setter, double, std::vector<double>>> variants{
+    { "atrophy", [](auto & o, double v) { o.AtrophyFraction = v; }, 1.0, { -0.1, 1.5, std::nan("") } },
+    { "field_of_view_crop", [](auto & o, double v) { o.FieldOfViewCropFraction = v; }, 1.0, { -1.0, 2.0 } },
+    { "max_deformation_mm", [](auto & o, double v) { o.MaximumDeformation = v; }, 8.0, { -1.0, 25.0 } },
+    { "max_slice_thickness", [](auto & o, double v) { o.MaximumSliceThicknessFactor = v; }, 4.5, { 1.0, 6.0 } },
+  };
+  for (const auto & [key, set, value, invalid] : variants)
+  {
+    auto changed = options;
+    set(changed, value);
+    const auto model = KDBrainExtractionTrainer::Train(cases, changed, log);
+    ASSERT_TRUE(model.IsNotNull()) << key;
+    EXPECT_NE(PredictOn(model), plain) << key << ": no sample changed";
+    EXPECT_EQ(PredictOn(KDBrainExtractionTrainer::Train(cases, changed, log)), PredictOn(model))
+      << key << " is not a function of the seed";
+    EXPECT_NE(model->GetMetadata("training." + key), "") << key;
+    for (const double bad : invalid)
+    {
+      set(changed, bad);
+      EXPECT_THROW(KDBrainExtractionTrainer::Train(cases, changed, log), itk::ExceptionObject) << key << " " << bad;
+    }
+  }
+  options.SyntheticContrasts = { "flair" };
+  EXPECT_NE(PredictOn(KDBrainExtractionTrainer::Train(cases, options, log)), plain) << "FLAIR painted as the others";
 }
 
 TEST(KDBrainExtractionTrainer, RefusesInconsistentOptions)

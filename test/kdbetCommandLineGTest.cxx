@@ -378,6 +378,12 @@ TEST(kdbetCommandLine, UsageErrors)
   EXPECT_EQ(RunKdbet("average --output soup.kdbm one.kdbm").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("average one.kdbm two.kdbm").ExitStatus, 2);
   EXPECT_EQ(RunKdbet("average --output soup.kdbm one.kdbm two.kdbm --no-such-option").ExitStatus, 2);
+  {
+    const auto result =
+      RunKdbet("train --manifest no-such.csv --output m.kdbm --label-maps " + Folder() + "/no-such-labels.nii.gz");
+    EXPECT_EQ(result.ExitStatus, 2) << result.Output;
+    EXPECT_NE(result.Output.find("no-such-labels.nii.gz: no such label map"), std::string::npos) << result.Output;
+  }
   for (const char * border : { "--border 51", "--border -60", "--border nan", "--border 2mm" })
   {
     const auto result = RunKdbet(std::string("extract -i a.nii.gz ") + border);
