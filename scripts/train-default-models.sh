@@ -90,9 +90,9 @@ domain=(--synthetic 0.5 --remap-intensities 0.5 --lr 5e-4 --label-maps "${maps%,
     --checkpoint "$work/teacher_domain.ckpt" --log "$work/teacher_domain.training-log.jsonl" \
     --output "$work/kdbet_teacher_domain.kdbm"
 [ -f "$work/kdbet_student_domain.kdbm" ] ||
-  run --role student --width 8 --steps 1000 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_domain.kdbm" \
+  run --role student --width 8 --steps 1500 --alpha 0.3 --distill image --teacher "$work/kdbet_teacher_domain.kdbm" \
     --initialize "$work/kdbet_student_remap_recalibrated.kdbm" "${domain[@]}" "${common[@]}" \
-    --average-last 500 --bn-recalibration 200 --checkpoint "$work/student_domain.ckpt" \
+    --average-last 750 --bn-recalibration 200 --checkpoint "$work/student_domain.ckpt" \
     --log "$work/student_domain.training-log.jsonl" --output "$work/kdbet_student_domain.kdbm"
 models=${KDBET_MODELS_DIR:-$here/Data/Models}
 mkdir -p "$models/training-logs"
