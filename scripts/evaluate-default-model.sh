@@ -84,7 +84,7 @@ row() { # NAME IMAGE REFERENCE
   echo
   echo "| group | mean Dice | lowest | n |"
   echo "|---|---|---|---|"
-  awk -F'|' '/^\| (IXI0.._2mm|lesjak_|synthseg)/ {
+  awk -F'|' '/^\| (IXI[^ ]*_2mm|lesjak_|synthseg)/ {
       name = $2; gsub(/ /, "", name); group = name
       if (name ~ /^IXI/) group = "IXI held-out 2 mm"
       else if (name ~ /^lesjak_/) { sub(/^lesjak_patient[0-9]+_study[0-9]+_/, "", group); group = "lesjak " group }

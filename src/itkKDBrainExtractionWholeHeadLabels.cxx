@@ -24,6 +24,21 @@
 
 namespace itk
 {
+namespace
+{
+/** An allocated image on the grid of \a labels. */
+template <typename TImage>
+typename TImage::Pointer
+AllocateOnGridOf(const KDBrainExtractionWholeHeadLabels::LabelImageType * labels)
+{
+  auto image = TImage::New();
+  image->CopyInformation(labels);
+  image->SetRegions(labels->GetBufferedRegion());
+  image->Allocate();
+  return image;
+}
+} // namespace
+
 bool
 KDBrainExtractionWholeHeadLabels::IsBrainLabel(unsigned int label)
 {
@@ -90,12 +105,8 @@ KDBrainExtractionWholeHeadLabels::MakeBrainMask(const LabelImageType * labels, c
   {
     itkGenericExceptionMacro(<< "the closing radius must be in [0, 20] mm, got " << closingRadius);
   }
-  const auto region = labels->GetBufferedRegion();
-  auto       mask = MaskImageType::New();
-  mask->CopyInformation(labels);
-  mask->SetRegions(region);
-  mask->Allocate();
-  const std::size_t count = region.GetNumberOfPixels();
+  auto              mask = AllocateOnGridOf<MaskImageType>(labels);
+  const std::size_t count = labels->GetBufferedRegion().GetNumberOfPixels();
   const auto *      label = labels->GetBufferPointer();
   auto *            voxel = mask->GetBufferPointer();
   std::size_t       brainVoxels = 0;
@@ -108,15 +119,12 @@ KDBrainExtractionWholeHeadLabels::MakeBrainMask(const LabelImageType * labels, c
   {
     itkGenericExceptionMacro(<< description << ": the label map has no brain label (codes 1-499 other than 24)");
   }
-  // A closing by a ball: growing then shrinking by the radius bridges the
-  // sulci, whose CSF the envelope contains, without filling the CSF layer
-  // over the convexity, which is wider than the radius.
+  // A closing by a ball: growing then shrinking by the radius fills
+  // concavities narrower than the ball (sulci and fissures, whose CSF the
+  // envelope contains) and leaves the CSF layer over the convex surface out.
   KDBrainExtractionPreprocessing::MoveMaskBorder(mask, closingRadius);
   KDBrainExtractionPreprocessing::MoveMaskBorder(mask, -closingRadius);
-  auto envelope = KDBrainExtractionPreprocessing::ImageType::New();
-  envelope->CopyInformation(labels);
-  envelope->SetRegions(region);
-  envelope->Allocate();
+  auto   envelope = AllocateOnGridOf<KDBrainExtractionPreprocessing::ImageType>(labels);
   auto * inside = envelope->GetBufferPointer();
   for (std::size_t i = 0; i < count; ++i)
   {
@@ -128,16 +136,12 @@ KDBrainExtractionWholeHeadLabels::MakeBrainMask(const LabelImageType * labels, c
 KDBrainExtractionWholeHeadLabels::TissueClassImageType::Pointer
 KDBrainExtractionWholeHeadLabels::MakeTissueClasses(const LabelImageType * labels, const MaskImageType * brainMask)
 {
-  const auto region = labels->GetBufferedRegion();
-  if (brainMask->GetBufferedRegion() != region)
+  if (brainMask->GetBufferedRegion() != labels->GetBufferedRegion())
   {
     itkGenericExceptionMacro(<< "the brain mask and the label map must share their grid");
   }
-  auto classes = TissueClassImageType::New();
-  classes->CopyInformation(labels);
-  classes->SetRegions(region);
-  classes->Allocate();
-  const std::size_t count = region.GetNumberOfPixels();
+  auto              classes = AllocateOnGridOf<TissueClassImageType>(labels);
+  const std::size_t count = labels->GetBufferedRegion().GetNumberOfPixels();
   const auto *      label = labels->GetBufferPointer();
   const auto *      inside = brainMask->GetBufferPointer();
   auto *            tissue = classes->GetBufferPointer();
