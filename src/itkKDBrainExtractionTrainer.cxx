@@ -18,6 +18,7 @@
 #include "itkKDBrainExtractionTrainer.h"
 
 #include "itkHeadContrastSynthesisImageFilter.h"
+#include "itkKDBrainExtractionAugmentation.h"
 #include "itkHeadTissueClassImageFilter.h"
 #include "itkImageFileReader.h"
 #include "itkKDBrainExtractionHybridLoss.h"
@@ -364,38 +365,6 @@ DegradeResolution(const torch::Tensor & image, double maximumIsotropicFactor, do
   return F::interpolate(degraded, F::InterpolateFuncOptions(trilinear).size(image.sizes().slice(2).vec()));
 }
 
-/** A random smooth deformation of a [1, 1, z, y, x] image and its mask:
- * displacements drawn uniformly up to \a maximumVoxels on a 5x5x5 control
- * grid, interpolated over the volume. */
-void
-DeformNonlinearly(torch::Tensor & image, torch::Tensor & mask, double maximumVoxels, std::mt19937_64 & generator)
-{
-  namespace F = torch::nn::functional;
-  constexpr int64_t control = 5;
-  auto              displacement = torch::empty({ 1, 3, control, control, control });
-  float *           values = displacement.data_ptr<float>();
-  // Drawn from the sample's generator, not torch's, to keep resumption exact.
-  for (int64_t i = 0; i < displacement.numel(); ++i)
-  {
-    values[i] = static_cast<float>(Uniform(generator, -maximumVoxels, maximumVoxels));
-  }
-  const auto size = image.sizes().slice(2).vec();
-  displacement =
-    F::interpolate(displacement, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
-  // grid_sample's last dimension is (x, y, z) in [-1, 1]: channel 0 moves x.
-  std::vector<torch::Tensor> normalised;
-  for (int axis = 0; axis < 3; ++axis)
-  {
-    normalised.push_back(displacement.select(1, axis) * (2.0 / static_cast<double>(size[2 - axis])));
-  }
-  const auto identity = torch::eye(3, 4).unsqueeze(0);
-  const auto grid = F::affine_grid(identity, image.sizes().vec(), false) + torch::stack(normalised, -1);
-  const auto linear =
-    F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
-  image = F::grid_sample(image, grid, linear);
-  mask = (F::grid_sample(mask, grid, linear) >= 0.5).to(torch::kFloat32);
-}
-
 /** Flips, a small rotation and scaling, a nonlinear deformation, resolution
  * loss, gamma, scale, bias field and noise. */
 void
@@ -439,7 +408,7 @@ Augment(torch::Tensor & image, torch::Tensor & mask, const KDBrainExtractionTrai
   if (options.MaximumDeformation > 0.0 && Uniform(generator, 0, 1) < 0.5)
   {
     const double spacing = options.PreprocessingContract.WorkingSpacing[0];
-    DeformNonlinearly(image, mask, options.MaximumDeformation / spacing, generator);
+    KDBrainExtractionDeformNonlinearly(image, mask, options.MaximumDeformation / spacing, generator);
   }
   if (Uniform(generator, 0, 1) < 0.5)
   {
@@ -493,105 +462,6 @@ RemapIntensities(const torch::Tensor & image, std::mt19937_64 & generator)
   return start + (values.index({ lower + 1 }) - start) * fraction;
 }
 
-/** Ages a copy of a case's tissue classes (working grid) and its mask in
- * place: every voxel of cortex touching the CSF around the brain becomes that
- * CSF and leaves the mask, cortex touching sulcal CSF becomes sulcal CSF, and
- * white matter touching the ventricles becomes ventricle, each with a
- * probability drawn per sample; once or twice (2 or 4 mm on the 2 mm grid). */
-TissueClassImageType::Pointer
-SimulateAtrophy(const TissueClassImageType * classes, torch::Tensor & mask, std::mt19937_64 & generator)
-{
-  using TissueClass = HeadTissueEnums::TissueClass;
-  auto aged = TissueClassImageType::New();
-  aged->CopyInformation(classes);
-  aged->SetRegions(classes->GetBufferedRegion());
-  aged->Allocate();
-  const auto        size = classes->GetBufferedRegion().GetSize();
-  const std::size_t count = classes->GetBufferedRegion().GetNumberOfPixels();
-  std::copy_n(classes->GetBufferPointer(), count, aged->GetBufferPointer());
-  mask = mask.clone();
-  float *                    inside = mask.data_ptr<float>();
-  unsigned char *            tissue = aged->GetBufferPointer();
-  const std::size_t          strides[3] = { 1, size[0], size[0] * size[1] };
-  const double               probability = Uniform(generator, 0.2, 0.8);
-  const int                  passes = Uniform(generator, 0, 1) < 0.5 ? 1 : 2;
-  const auto                 code = [](TissueClass value) { return static_cast<unsigned char>(value); };
-  std::vector<unsigned char> before(count);
-  for (int pass = 0; pass < passes; ++pass)
-  {
-    std::copy_n(tissue, count, before.begin());
-    for (std::size_t i = 0; i < count; ++i)
-    {
-      const bool grey = before[i] == code(TissueClass::GreyMatter);
-      if (!grey && before[i] != code(TissueClass::WhiteMatter))
-      {
-        continue;
-      }
-      bool touchesOuterCSF = false;
-      bool touchesInnerCSF = false;
-      for (unsigned int axis = 0; axis < 3; ++axis)
-      {
-        const std::size_t coordinate = (i / strides[axis]) % size[axis];
-        for (const bool up : { false, true })
-        {
-          if ((up && coordinate + 1 == size[axis]) || (!up && coordinate == 0))
-          {
-            continue;
-          }
-          const unsigned char neighbour = before[up ? i + strides[axis] : i - strides[axis]];
-          touchesOuterCSF = touchesOuterCSF || neighbour == code(TissueClass::ExtraCerebralCSF);
-          touchesInnerCSF = touchesInnerCSF || neighbour == code(TissueClass::BrainCSF);
-        }
-      }
-      if (!(touchesOuterCSF || touchesInnerCSF) || Uniform(generator, 0, 1) >= probability)
-      {
-        continue;
-      }
-      if (grey && touchesOuterCSF)
-      {
-        tissue[i] = code(TissueClass::ExtraCerebralCSF);
-        inside[i] = 0.0f;
-      }
-      else if (touchesInnerCSF)
-      {
-        tissue[i] = code(TissueClass::BrainCSF);
-      }
-    }
-  }
-  return aged;
-}
-
-/** Cuts the field of view of a [1, z, y, x] image and mask (LPS working
- * grid: z runs inferior to superior, y anterior to posterior) by a plane
- * across z or y, from 16 mm outside the brain's extreme on one side to 24 mm
- * into it (2 mm grid); image and mask are zero beyond it. */
-void
-CropFieldOfView(const WorkingCase & item, torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
-{
-  const int     axis = Uniform(generator, 0, 1) < 0.6 ? 0 : 1;
-  const bool    high = Uniform(generator, 0, 1) < 0.5;
-  const auto    offset = static_cast<int64_t>(std::floor(Uniform(generator, -8, 12)));
-  const int64_t extent = image.size(axis + 1);
-  if (!item.HasBrain)
-  {
-    return;
-  }
-  image = image.clone();
-  mask = mask.clone();
-  if (high)
-  {
-    const int64_t plane = std::clamp<int64_t>(item.BrainHigh[axis] - offset, 1, extent);
-    image.narrow(axis + 1, plane, extent - plane).zero_();
-    mask.narrow(axis + 1, plane, extent - plane).zero_();
-  }
-  else
-  {
-    const int64_t plane = std::clamp<int64_t>(item.BrainLow[axis] + offset, 0, extent - 1);
-    image.narrow(axis + 1, 0, plane).zero_();
-    mask.narrow(axis + 1, 0, plane).zero_();
-  }
-}
-
 struct Batch
 {
   torch::Tensor Image;
@@ -620,7 +490,7 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
     TissueClassImageType::ConstPointer classes = item.TissueClasses.GetPointer();
     if (options.AtrophyFraction > 0.0 && Uniform(generator, 0, 1) < options.AtrophyFraction)
     {
-      classes = SimulateAtrophy(item.TissueClasses, mask, generator).GetPointer();
+      classes = KDBrainExtractionSimulateAtrophy(item.TissueClasses, mask, generator).GetPointer();
     }
     image = SynthesiseImage(classes, contrast, generator(), contract);
   }
@@ -629,9 +499,10 @@ MakeSample(const std::vector<WorkingCase> & cases, uint64_t sample, const KDBrai
   {
     image = RemapIntensities(image, generator);
   }
-  if (options.FieldOfViewCropFraction > 0.0 && Uniform(generator, 0, 1) < options.FieldOfViewCropFraction)
+  if (options.FieldOfViewCropFraction > 0.0 && Uniform(generator, 0, 1) < options.FieldOfViewCropFraction &&
+      item.HasBrain)
   {
-    CropFieldOfView(item, image, mask, generator);
+    KDBrainExtractionCropFieldOfView(item.BrainLow, item.BrainHigh, image, mask, generator);
   }
   if (options.PatchSize > 0)
   {
@@ -879,6 +750,125 @@ Validate(UNetPlusPlus & network, KDBrainExtractionTorchModel::RoleEnum role, con
   return cases.empty() ? 0.0 : total / cases.size();
 }
 } // namespace
+
+Image<unsigned char, 3>::Pointer
+KDBrainExtractionSimulateAtrophy(const Image<unsigned char, 3> * classes, torch::Tensor & mask,
+                                 std::mt19937_64 & generator)
+{
+  using TissueClass = HeadTissueEnums::TissueClass;
+  using TissueClassImageType = Image<unsigned char, 3>;
+  auto aged = TissueClassImageType::New();
+  aged->CopyInformation(classes);
+  aged->SetRegions(classes->GetBufferedRegion());
+  aged->Allocate();
+  const auto        size = classes->GetBufferedRegion().GetSize();
+  const std::size_t count = classes->GetBufferedRegion().GetNumberOfPixels();
+  std::copy_n(classes->GetBufferPointer(), count, aged->GetBufferPointer());
+  mask = mask.clone();
+  float *                    inside = mask.data_ptr<float>();
+  unsigned char *            tissue = aged->GetBufferPointer();
+  const std::size_t          strides[3] = { 1, size[0], size[0] * size[1] };
+  const double               probability = Uniform(generator, 0.2, 0.8);
+  const int                  passes = Uniform(generator, 0, 1) < 0.5 ? 1 : 2;
+  const auto                 code = [](TissueClass value) { return static_cast<unsigned char>(value); };
+  std::vector<unsigned char> before(count);
+  for (int pass = 0; pass < passes; ++pass)
+  {
+    std::copy_n(tissue, count, before.begin());
+    for (std::size_t i = 0; i < count; ++i)
+    {
+      const bool grey = before[i] == code(TissueClass::GreyMatter);
+      if (!grey && before[i] != code(TissueClass::WhiteMatter))
+      {
+        continue;
+      }
+      bool touchesOuterCSF = false;
+      bool touchesInnerCSF = false;
+      for (unsigned int axis = 0; axis < 3; ++axis)
+      {
+        const std::size_t coordinate = (i / strides[axis]) % size[axis];
+        for (const bool up : { false, true })
+        {
+          if ((up && coordinate + 1 == size[axis]) || (!up && coordinate == 0))
+          {
+            continue;
+          }
+          const unsigned char neighbour = before[up ? i + strides[axis] : i - strides[axis]];
+          touchesOuterCSF = touchesOuterCSF || neighbour == code(TissueClass::ExtraCerebralCSF);
+          touchesInnerCSF = touchesInnerCSF || neighbour == code(TissueClass::BrainCSF);
+        }
+      }
+      if (!(touchesOuterCSF || touchesInnerCSF) || Uniform(generator, 0, 1) >= probability)
+      {
+        continue;
+      }
+      if (grey && touchesOuterCSF)
+      {
+        tissue[i] = code(TissueClass::ExtraCerebralCSF);
+        inside[i] = 0.0f;
+      }
+      else if (touchesInnerCSF)
+      {
+        tissue[i] = code(TissueClass::BrainCSF);
+      }
+    }
+  }
+  return aged;
+}
+
+void
+KDBrainExtractionCropFieldOfView(const std::array<int64_t, 3> & brainLow, const std::array<int64_t, 3> & brainHigh,
+                                 torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator)
+{
+  const int     axis = Uniform(generator, 0, 1) < 0.6 ? 0 : 1;
+  const bool    high = Uniform(generator, 0, 1) < 0.5;
+  const auto    offset = static_cast<int64_t>(std::floor(Uniform(generator, -8, 12)));
+  const int64_t extent = image.size(axis + 1);
+  image = image.clone();
+  mask = mask.clone();
+  if (high)
+  {
+    const int64_t plane = std::clamp<int64_t>(brainHigh[axis] - offset, 1, extent);
+    image.narrow(axis + 1, plane, extent - plane).zero_();
+    mask.narrow(axis + 1, plane, extent - plane).zero_();
+  }
+  else
+  {
+    const int64_t plane = std::clamp<int64_t>(brainLow[axis] + offset, 0, extent - 1);
+    image.narrow(axis + 1, 0, plane).zero_();
+    mask.narrow(axis + 1, 0, plane).zero_();
+  }
+}
+
+void
+KDBrainExtractionDeformNonlinearly(torch::Tensor & image, torch::Tensor & mask, double maximumVoxels,
+                                   std::mt19937_64 & generator)
+{
+  namespace F = torch::nn::functional;
+  constexpr int64_t control = 5;
+  auto              displacement = torch::empty({ 1, 3, control, control, control });
+  float *           values = displacement.data_ptr<float>();
+  // Drawn from the sample's generator, not torch's, to keep resumption exact.
+  for (int64_t i = 0; i < displacement.numel(); ++i)
+  {
+    values[i] = static_cast<float>(Uniform(generator, -maximumVoxels, maximumVoxels));
+  }
+  const auto size = image.sizes().slice(2).vec();
+  displacement =
+    F::interpolate(displacement, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
+  // grid_sample's last dimension is (x, y, z) in [-1, 1]: channel 0 moves x.
+  std::vector<torch::Tensor> normalised;
+  for (int axis = 0; axis < 3; ++axis)
+  {
+    normalised.push_back(displacement.select(1, axis) * (2.0 / static_cast<double>(size[2 - axis])));
+  }
+  const auto identity = torch::eye(3, 4).unsqueeze(0);
+  const auto grid = F::affine_grid(identity, image.sizes().vec(), false) + torch::stack(normalised, -1);
+  const auto linear =
+    F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
+  image = F::grid_sample(image, grid, linear);
+  mask = (F::grid_sample(mask, grid, linear) >= 0.5).to(torch::kFloat32);
+}
 
 std::vector<KDBrainExtractionTrainer::Case>
 KDBrainExtractionTrainer::ReadManifest(const std::string & fileName)
