@@ -18,9 +18,9 @@
 #include "itkKDBrainExtractionTrainer.h"
 
 #include "itkHeadContrastSynthesisImageFilter.h"
-#include "itkKDBrainExtractionAugmentation.h"
 #include "itkHeadTissueClassImageFilter.h"
 #include "itkImageFileReader.h"
+#include "itkKDBrainExtractionAugmentation.h"
 #include "itkKDBrainExtractionHybridLoss.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 #include "itkKDBrainExtractionTorchModelImplementation.h"
@@ -93,18 +93,22 @@ ImageToTensor(const ImageType * image)
   return KDBrainExtractionBufferToTensor(image->GetBufferPointer(), { size[0], size[1], size[2] })[0].clone();
 }
 
-/** The tissue classes of a case (from its image, label map and mask), moved
- * onto the working grid by nearest neighbour. */
-TissueClassImageType::Pointer
-LoadTissueClasses(const KDBrainExtractionTrainer::Case & item, const ImageType * image,
-                  const KDBrainExtractionPreprocessing::GridType * workingGrid)
+/** A case with a label map and neither image nor mask: a whole-head label
+ * map, every sample of which is painted. */
+bool
+IsLabelMapCase(const KDBrainExtractionTrainer::Case & item)
 {
-  auto classes = HeadTissueClassImageFilter<ImageType, LabelImageType, TissueClassImageType>::New();
-  classes->SetInput(image);
-  classes->SetLabelImage(ReadVolume<LabelImageType>(item.Labels));
-  classes->SetBrainMaskImage(ReadVolume<LabelImageType>(item.Mask));
+  return item.Image.empty() && item.Mask.empty() && !item.Labels.empty();
+}
+
+/** Tissue classes moved onto the working grid by nearest neighbour; errors
+ * name \a labelsFile, the map they come from. */
+TissueClassImageType::Pointer
+ClassesOnWorkingGrid(const TissueClassImageType * classes, const KDBrainExtractionPreprocessing::GridType * workingGrid,
+                     const std::string & labelsFile)
+{
   auto resample = ResampleImageFilter<TissueClassImageType, TissueClassImageType>::New();
-  resample->SetInput(classes->GetOutput());
+  resample->SetInput(classes);
   resample->SetInterpolator(NearestNeighborInterpolateImageFunction<TissueClassImageType>::New());
   resample->SetReferenceImage(workingGrid);
   resample->UseReferenceImageOn();
@@ -115,9 +119,22 @@ LoadTissueClasses(const KDBrainExtractionTrainer::Case & item, const ImageType *
   }
   catch (const ExceptionObject & error)
   {
-    itkGenericExceptionMacro(<< item.Labels << ": cannot derive tissue classes (" << error.GetDescription() << ")");
+    itkGenericExceptionMacro(<< labelsFile << ": cannot derive tissue classes (" << error.GetDescription() << ")");
   }
   return resample->GetOutput();
+}
+
+/** The tissue classes of a case (from its image, label map and mask) on the
+ * working grid. */
+TissueClassImageType::Pointer
+LoadTissueClasses(const KDBrainExtractionTrainer::Case & item, const ImageType * image,
+                  const KDBrainExtractionPreprocessing::GridType * workingGrid)
+{
+  auto classes = HeadTissueClassImageFilter<ImageType, LabelImageType, TissueClassImageType>::New();
+  classes->SetInput(image);
+  classes->SetLabelImage(ReadVolume<LabelImageType>(item.Labels));
+  classes->SetBrainMaskImage(ReadVolume<LabelImageType>(item.Mask));
+  return ClassesOnWorkingGrid(classes->GetOutput(), workingGrid, item.Labels);
 }
 
 /** The brain's bounding box of a case's working mask. */
@@ -157,18 +174,11 @@ LoadLabelMapCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtra
   const auto brainMask = WholeHeadLabels::MakeBrainMask(labels, item.Labels);
   const auto classes = WholeHeadLabels::MakeTissueClasses(labels, brainMask);
   const auto working = KDBrainExtractionPreprocessing::MakeWorkingGrid(labels, contract);
-  auto       resample = ResampleImageFilter<TissueClassImageType, TissueClassImageType>::New();
-  resample->SetInput(classes);
-  resample->SetInterpolator(NearestNeighborInterpolateImageFunction<TissueClassImageType>::New());
-  resample->SetReferenceImage(working);
-  resample->UseReferenceImageOn();
-  resample->SetDefaultPixelValue(static_cast<unsigned char>(HeadTissueEnums::TissueClass::Background));
-  resample->Update();
 
   WorkingCase result;
   result.Subject = item.Subject;
   result.LabelsOnly = true;
-  result.TissueClasses = resample->GetOutput();
+  result.TissueClasses = ClassesOnWorkingGrid(classes, working, item.Labels);
   result.Mask = MaskToTensor(KDBrainExtractionPreprocessing::ResampleMaskToGrid(brainMask, working));
   result.Image = torch::zeros_like(result.Mask);
   FindBrainBox(result);
@@ -179,7 +189,7 @@ WorkingCase
 LoadCase(const KDBrainExtractionTrainer::Case & item, const KDBrainExtractionPreprocessing::Contract & contract,
          bool withTissueClasses)
 {
-  if (item.Image.empty() && item.Mask.empty() && !item.Labels.empty())
+  if (IsLabelMapCase(item))
   {
     return LoadLabelMapCase(item, contract);
   }
@@ -1022,7 +1032,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   }
   for (const auto & item : options.ValidationCases)
   {
-    if (item.Image.empty())
+    if (item.Image.empty() || item.Mask.empty())
     {
       itkGenericExceptionMacro(<< item.Subject << ": a validation case needs an image and a mask");
     }
@@ -1033,8 +1043,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     syntheticContrasts.push_back(ParseContrastFamily(name));
   }
   const bool synthesise = options.SyntheticFraction > 0.0;
-  const auto labelMapCases =
-    std::count_if(cases.begin(), cases.end(), [](const Case & item) { return item.Image.empty(); });
+  const auto labelMapCases = std::count_if(cases.begin(), cases.end(), IsLabelMapCase);
   if ((synthesise || labelMapCases > 0) && syntheticContrasts.empty())
   {
     itkGenericExceptionMacro(<< "synthetic images need at least one contrast family");
