@@ -221,6 +221,7 @@ Protocol(int argc, char * argv[])
 }
 
 const char * TrainHelp = R"(Usage: kdbet train --manifest CSV --role teacher|student --output MODEL [options]
+       kdbet train --role refiner --coarse-model STUDENT --label-maps LIST --output MODEL [options]
 
 Trains a teacher (brain-only image) or a student (brain mask) UNet++ with the
 same preprocessing as extraction. Student loss: (1-a) L_seg + a L_distill,
@@ -289,6 +290,20 @@ UNet++ baseline.
   --average-last N        return the mean of the weights after each of the last N steps
                           (stochastic weight averaging; default 0: the last step's); use
                           with --bn-recalibration, since the statistics follow the weights
+
+Refiner (the fine stage, KDBrainExtractionBoundaryRefinement): heads painted from
+the --label-maps at their 1 mm, each run through the --coarse-model student as
+extraction runs it; points of the band around its boundary, with their label in
+the maps' exact masks, train a perceptron (--depth hidden layers of --width units,
+default 2 and 48) by binary cross-entropy. Also: --steps (default 4000), --batch
+(points per step, default 4096), --lr, --weight-decay, --seed, --device, --threads,
+--log, --synthetic-contrasts (default t1w,t2w,pdw,flair,random), --max-slab (the
+painting's thickest slices in map voxels, default 5), --spacing (fine grid, default 1).
+  --coarse-model FILE     the student whose boundary is refined
+  --heads-per-map N       heads painted per label map (default 8)
+  --points-per-head N     band points drawn per head (default 20000)
+  --validate-label-maps L label maps of other subjects whose heads (one per contrast
+                          family) report the band error rates of coarse and refined
 )";
 
 std::set<std::string>
@@ -322,6 +337,75 @@ ReadSubjectList(const std::string & text)
     }
   }
   return subjects;
+}
+
+/** Whole-head label maps named in \a list (comma list or @file), as cases
+ * without an image; \a option names the list in errors. */
+std::vector<itk::KDBrainExtractionTrainer::Case>
+ReadLabelMapCases(const std::string & list, const std::string & option)
+{
+  std::vector<itk::KDBrainExtractionTrainer::Case> cases;
+  for (const auto & labels : ReadSubjectList(list))
+  {
+    if (!itksys::SystemTools::FileExists(labels, true))
+    {
+      throw UsageError(labels + ": no such label map (" + option + ")");
+    }
+    itk::KDBrainExtractionTrainer::Case item;
+    item.Subject = itksys::SystemTools::GetFilenameWithoutExtension(labels);
+    item.Labels = labels;
+    item.Modality = "labels";
+    cases.push_back(item);
+  }
+  return cases;
+}
+
+/** kdbet train --role refiner. */
+int
+TrainRefiner(const Arguments & arguments, const std::string & commandLine)
+{
+  if (!arguments.Has("--coarse-model") || !arguments.Has("--label-maps") || !arguments.Has("--output"))
+  {
+    throw UsageError("a refiner needs --coarse-model, --label-maps and --output (see kdbet train --help)");
+  }
+  itk::KDBrainExtractionTrainer::RefinerOptions options;
+  options.CoarseModelFile = arguments.Get("--coarse-model");
+  options.NetworkArchitecture.Depth = arguments.GetCount("--depth", options.NetworkArchitecture.Depth);
+  options.NetworkArchitecture.BaseWidth = arguments.GetCount("--width", options.NetworkArchitecture.BaseWidth);
+  options.FineSpacing = arguments.GetNumber("--spacing", options.FineSpacing);
+  options.HeadsPerLabelMap = arguments.GetCount("--heads-per-map", options.HeadsPerLabelMap);
+  options.PointsPerHead = arguments.GetCount("--points-per-head", options.PointsPerHead);
+  options.MaximumSliceThicknessFactor = arguments.GetNumber("--max-slab", options.MaximumSliceThicknessFactor);
+  if (!(options.MaximumSliceThicknessFactor >= 1.0 && options.MaximumSliceThicknessFactor <= 10.0))
+  {
+    throw UsageError("--max-slab must be between 1 and 10 for a refiner");
+  }
+  if (arguments.Has("--synthetic-contrasts"))
+  {
+    options.SyntheticContrasts.clear();
+    std::istringstream list(arguments.Get("--synthetic-contrasts"));
+    for (std::string name; std::getline(list, name, ',');)
+    {
+      options.SyntheticContrasts.push_back(name);
+    }
+  }
+  options.NumberOfSteps = arguments.GetCount("--steps", options.NumberOfSteps);
+  options.BatchSize = arguments.GetCount("--batch", options.BatchSize);
+  options.LearningRate = arguments.GetNumber("--lr", options.LearningRate);
+  options.WeightDecay = arguments.GetNumber("--weight-decay", options.WeightDecay);
+  options.Seed = arguments.GetCount("--seed", options.Seed);
+  options.Device = arguments.Get("--device", "auto");
+  options.NumberOfThreads = arguments.GetCount("--threads", DefaultNumberOfThreads());
+  options.LogFile = arguments.Get("--log");
+  options.ValidationCases = ReadLabelMapCases(arguments.Get("--validate-label-maps"), "--validate-label-maps");
+  const auto labelMaps = ReadLabelMapCases(arguments.Get("--label-maps"), "--label-maps");
+  const auto model = itk::KDBrainExtractionTrainer::TrainBoundaryRefiner(labelMaps, options, std::cerr);
+  model->SetMetadata("training.command", commandLine);
+  model->SetMetadata("kdbet.version", KDBrainExtraction_VERSION);
+  model->Save(arguments.Get("--output"));
+  std::cout << "wrote refiner model " << arguments.Get("--output") << " (checksum " << model->GetChecksum() << ", "
+            << model->GetNumberOfParameters() << " parameters)" << std::endl;
+  return 0;
 }
 
 int
@@ -374,15 +458,23 @@ Train(int argc, char * argv[], const std::string & commandLine)
                             "--max-slab",
                             "--initialize",
                             "--bn-recalibration",
-                            "--average-last" });
+                            "--average-last",
+                            "--coarse-model",
+                            "--heads-per-map",
+                            "--points-per-head",
+                            "--validate-label-maps" });
+  const std::string role = arguments.Get("--role", "student");
+  if (role == "refiner")
+  {
+    return TrainRefiner(arguments, commandLine);
+  }
   if (!arguments.Has("--manifest") || !arguments.Has("--output"))
   {
     throw UsageError("--manifest and --output are required (see kdbet train --help)");
   }
-  const std::string role = arguments.Get("--role", "student");
   if (role != "teacher" && role != "student")
   {
-    throw UsageError("--role must be teacher or student");
+    throw UsageError("--role must be teacher, student or refiner");
   }
   auto options = TrainingOptions(
     arguments, role == "teacher" ? ModelType::RoleEnum::Teacher : ModelType::RoleEnum::Student, "--width", "--steps");
@@ -396,16 +488,8 @@ Train(int argc, char * argv[], const std::string & commandLine)
   // --label-map-repeat times (weighted up against the manifest's cases).
   std::vector<itk::KDBrainExtractionTrainer::Case> labelMaps;
   const unsigned int                               repeat = arguments.GetCount("--label-map-repeat", 1);
-  for (const auto & labels : ReadSubjectList(arguments.Get("--label-maps")))
+  for (const auto & item : ReadLabelMapCases(arguments.Get("--label-maps"), "--label-maps"))
   {
-    if (!itksys::SystemTools::FileExists(labels, true))
-    {
-      throw UsageError(labels + ": no such label map (--label-maps)");
-    }
-    itk::KDBrainExtractionTrainer::Case item;
-    item.Subject = itksys::SystemTools::GetFilenameWithoutExtension(labels);
-    item.Labels = labels;
-    item.Modality = "labels";
     labelMaps.insert(labelMaps.end(), std::max(1u, repeat), item);
   }
   const auto all = itk::KDBrainExtractionTrainer::ReadManifest(arguments.Get("--manifest"));
@@ -552,13 +636,22 @@ Info(int argc, char * argv[])
   }
   auto model = ModelType::New();
   model->Load(argv[0]);
-  const auto & a = model->GetArchitecture();
-  const auto & c = model->GetContract();
+  const auto &       a = model->GetArchitecture();
+  const auto &       c = model->GetContract();
+  std::ostringstream architecture;
+  if (model->GetRole() == ModelType::RoleEnum::Refiner)
+  {
+    architecture << "perceptron of boundary points, " << a.Depth << " hidden layers of " << a.BaseWidth << " units";
+  }
+  else
+  {
+    architecture << "UNet++ 3D, depth " << a.Depth << ", base width " << a.BaseWidth << ", " << a.Normalization
+                 << " normalization, dropout " << a.Dropout << ", deep supervision "
+                 << (a.DeepSupervision ? "on" : "off");
+  }
   std::cout << "file: " << model->GetFileName() << "\n"
             << "role: " << ModelType::RoleToString(model->GetRole()) << "\n"
-            << "architecture: UNet++ 3D, depth " << a.Depth << ", base width " << a.BaseWidth << ", " << a.Normalization
-            << " normalization, dropout " << a.Dropout << ", deep supervision " << (a.DeepSupervision ? "on" : "off")
-            << "\n"
+            << "architecture: " << architecture.str() << "\n"
             << "parameters: " << model->GetNumberOfParameters() << "\n"
             << "working spacing: " << c.WorkingSpacing[0] << " x " << c.WorkingSpacing[1] << " x "
             << c.WorkingSpacing[2] << " mm, axis-aligned (LPS), size multiple " << c.SizeMultiple << "\n"

@@ -269,6 +269,8 @@ struct Models
 {
   ModelType::Pointer Student;
   ModelType::Pointer Teacher;
+  /** The fine stage's model; null when it is off or none is to be had. */
+  ModelType::Pointer Refiner;
   std::string        Device;
   unsigned int       Threads{ 0 };
   double             Threshold{ 0.5 };
@@ -282,9 +284,13 @@ AddStageTimes(JobResult & result, const ModelType * model, double filterSeconds,
   const auto stages = model->GetLastStageTimes();
   result.Stages[prefix + "preprocess"] = stages.Preprocessing;
   result.Stages[prefix + "network"] = stages.Network;
+  if (stages.Refinement > 0.0)
+  {
+    result.Stages[prefix + "refinement"] = stages.Refinement;
+  }
   result.Stages[prefix + "map_back"] = stages.MapBack;
   result.Stages[prefix + "postprocess"] =
-    std::max(0.0, filterSeconds - stages.Preprocessing - stages.Network - stages.MapBack);
+    std::max(0.0, filterSeconds - stages.Preprocessing - stages.Network - stages.Refinement - stages.MapBack);
 }
 
 /** Reads, extracts and writes one volume; throws on any failure, having
@@ -313,6 +319,8 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     student->SetThreshold(models.Threshold);
     student->SetTestTimeMirroring(models.Mirror);
     student->SetMaskBorder(models.Border);
+    student->SetBoundaryRefinement(models.Refiner.IsNotNull());
+    student->SetRefinerModel(models.Refiner);
     progress.Watch(student, "student");
     start = Clock::now();
     student->Update();
@@ -428,10 +436,12 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
 {
   const std::string studentChecksum = models.Student ? models.Student->GetChecksum() : "";
   const std::string teacherChecksum = models.Teacher ? models.Teacher->GetChecksum() : "";
+  const std::string refinerChecksum = models.Refiner ? models.Refiner->GetChecksum() : "";
   const bool json = itksys::SystemTools::LowerCase(itksys::SystemTools::GetFilenameLastExtension(fileName)) == ".json";
   std::ostringstream text;
   text << std::setprecision(6);
-  const std::vector<std::string> stageNames{ "read", "preprocess", "network", "map_back", "postprocess", "write" };
+  const std::vector<std::string> stageNames{ "read",     "preprocess",  "network", "refinement",
+                                             "map_back", "postprocess", "write" };
   if (json)
   {
     text << "[\n";
@@ -456,9 +466,9 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
         first = false;
       }
       text << "}, \"model\": " << JsonString(studentChecksum) << ", \"teacher_model\": " << JsonString(teacherChecksum)
-           << ", \"threshold\": " << models.Threshold << ", \"border_mm\": " << models.Border
-           << ", \"mirror\": " << (models.Mirror ? "true" : "false") << "}" << (i + 1 < results.size() ? "," : "")
-           << "\n";
+           << ", \"refiner_model\": " << JsonString(refinerChecksum) << ", \"threshold\": " << models.Threshold
+           << ", \"border_mm\": " << models.Border << ", \"mirror\": " << (models.Mirror ? "true" : "false") << "}"
+           << (i + 1 < results.size() ? "," : "") << "\n";
     }
     text << "]\n";
   }
@@ -469,7 +479,7 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
     {
       text << "," << stage << "_s";
     }
-    text << ",model,teacher_model,threshold,border_mm,mirror\n";
+    text << ",model,teacher_model,refiner_model,threshold,border_mm,mirror\n";
     for (const auto & r : results)
     {
       text << CsvField(r.Input) << "," << (r.Succeeded ? "ok" : "failed") << ",";
@@ -487,8 +497,8 @@ WriteSummary(const std::vector<JobResult> & results, const Models & models, cons
           text << found->second;
         }
       }
-      text << "," << studentChecksum << "," << teacherChecksum << "," << models.Threshold << "," << models.Border << ","
-           << (models.Mirror ? 1 : 0) << "\n";
+      text << "," << studentChecksum << "," << teacherChecksum << "," << refinerChecksum << "," << models.Threshold
+           << "," << models.Border << "," << (models.Mirror ? 1 : 0) << "\n";
     }
   }
   const std::string temporary = fileName + ".kdbet-" + std::to_string(::getpid());
@@ -547,6 +557,9 @@ Several volumes (the models are loaded once; a bad input fails alone):
 Options:
       --model FILE         student model (default: the shipped student, below)
       --teacher-model FILE teacher model for -g (default: the shipped teacher)
+      --refiner-model FILE the fine stage's model (default: the shipped refiner)
+      --no-refinement      skip the fine stage: the boundary stays where the
+                           2 mm network put it, interpolated onto the input
       --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
       --threads N          CPU threads for the network (default: all cores)
       --threshold T        brain probability threshold (default 0.5)
@@ -561,7 +574,13 @@ Options:
 Exit status: 0 when every volume succeeded, 1 when any failed (in batch mode
 the others are still done), 2 for a usage error.
 
-Default models: Data/Models/kdbet_student.kdbm and kdbet_teacher.kdbm, found
+Fine stage: for inputs finer than the student's 2 mm grid (some axis below
+1.5 mm), voxels from 8 mm inside to 4 mm outside the student's boundary are
+re-decided at 1 mm by a refiner network that sees the input at that resolution
+(--timings shows it as "refinement").
+
+Default models: Data/Models/kdbet_student.kdbm, kdbet_teacher.kdbm and
+kdbet_refiner.kdbm, found
 through $KDBET_MODEL_DIR, the install tree or the source tree: a distilled
 student (UNet++, width 8) and its teacher (width 16), trained by this project's
 own trainer (`kdbet train`) on 181 IXI T1w heads and on synthetic T1w-, T2w-,
@@ -591,7 +610,7 @@ Extract(int argc, char * argv[])
 {
   const Arguments arguments(argc,
                             argv,
-                            { "--help", "--timings", "--mirror" },
+                            { "--help", "--timings", "--mirror", "--no-refinement" },
                             { { "-i", "--input" },
                               { "-o", "--brain" },
                               { "-m", "--mask" },
@@ -603,24 +622,10 @@ Extract(int argc, char * argv[])
     std::cout << ExtractHelp;
     return 0;
   }
-  arguments.RejectUnknown({ "--input",
-                            "--brain",
-                            "--mask",
-                            "--probability",
-                            "--teacher-brain",
-                            "--qc",
-                            "--list",
-                            "--output-dir",
-                            "--write",
-                            "--pattern",
-                            "--summary",
-                            "--model",
-                            "--teacher-model",
-                            "--device",
-                            "--threads",
-                            "--threshold",
-                            "--border",
-                            "--mirror",
+  arguments.RejectUnknown({ "--input",   "--brain",   "--mask",          "--probability",   "--teacher-brain",
+                            "--qc",      "--list",    "--output-dir",    "--write",         "--pattern",
+                            "--summary", "--model",   "--teacher-model", "--refiner-model", "--no-refinement",
+                            "--device",  "--threads", "--threshold",     "--border",        "--mirror",
                             "--timings" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
   if (inputs.empty())
@@ -756,6 +761,12 @@ Extract(int argc, char * argv[])
   {
     models.Student = LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student);
     models.Student->SetDevice(models.Device);
+  }
+  if (needStudent && !arguments.Has("--no-refinement") &&
+      (arguments.Has("--refiner-model") || !ModelType::FindDefaultModelFile(ModelType::RoleEnum::Refiner).empty()))
+  {
+    models.Refiner = LoadModel(arguments.Get("--refiner-model"), ModelType::RoleEnum::Refiner);
+    models.Refiner->SetDevice(models.Device);
   }
   if (needTeacher)
   {

@@ -103,9 +103,14 @@ protected:
 
   /** The network's output on the input grid (probability for a student, the
    * normalised brain image for a teacher), reporting progress up to
-   * \a progressShare of the filter's work. */
+   * \a progressShare of the filter's work; with a \a refiner, the fine stage
+   * too (KDBrainExtractionTorchModel::ApplyToImage). */
   FloatImageType::Pointer
-  RunNetwork(IntensityWindow & window, double progressShare);
+  RunNetwork(IntensityWindow & window, double progressShare, const ModelType * refiner = nullptr);
+
+  /** The input as float, without re-executing the upstream pipeline. */
+  typename FloatImageType::ConstPointer
+  GetInputAsFloat();
 
   /** Throws ProcessAborted if the user asked to abort. */
   void

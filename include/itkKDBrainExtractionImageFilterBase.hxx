@@ -106,18 +106,11 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::CheckAbort()
 
 template <typename TInputImage, typename TOutputImage>
 auto
-KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(IntensityWindow & window, double progressShare)
-  -> FloatImageType::Pointer
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::GetInputAsFloat() -> typename FloatImageType::ConstPointer
 {
-  ModelType * model = this->GetResolvedModel();
-  model->SetDevice(m_Device);
-  ModelType::SetNumberOfThreads(m_NumberOfTorchThreads);
-  this->CheckAbort();
-
-  typename FloatImageType::ConstPointer input;
   if constexpr (std::is_same<InputImageType, FloatImageType>::value)
   {
-    input = this->GetInput();
+    return this->GetInput();
   }
   else
   {
@@ -128,16 +121,29 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(Intensit
     auto cast = CastImageFilter<InputImageType, FloatImageType>::New();
     cast->SetInput(inputGraft);
     cast->Update();
-    input = cast->GetOutput();
+    return cast->GetOutput();
   }
+}
+
+template <typename TInputImage, typename TOutputImage>
+auto
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(IntensityWindow & window, double progressShare,
+                                                                        const ModelType * refiner)
+  -> FloatImageType::Pointer
+{
+  ModelType * model = this->GetResolvedModel();
+  model->SetDevice(m_Device);
+  ModelType::SetNumberOfThreads(m_NumberOfTorchThreads);
+  this->CheckAbort();
   return model->ApplyToImage(
-    input,
+    this->GetInputAsFloat(),
     window,
     [this, progressShare](double fraction) {
       this->UpdateProgress(static_cast<float>(progressShare * fraction));
       return !this->GetAbortGenerateData();
     },
-    m_TestTimeMirroring);
+    m_TestTimeMirroring,
+    refiner);
 }
 
 template <typename TInputImage, typename TOutputImage>

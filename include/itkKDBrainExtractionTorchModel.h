@@ -61,14 +61,19 @@ public:
   itkNewMacro(Self);
   itkTypeMacro(KDBrainExtractionTorchModel, Object);
 
-  /** Teacher: brain-only grayscale image. Student: brain mask. */
+  /** Teacher: brain-only grayscale image. Student: brain mask. Refiner: the
+   * fine stage, the brain probability of points near the student's boundary
+   * at the input's resolution (KDBrainExtractionBoundaryRefinement). */
   enum class RoleEnum : uint8_t
   {
     Teacher,
-    Student
+    Student,
+    Refiner
   };
 
-  /** UNet++ configuration (Zhou et al. 2018). Level l has BaseWidth * 2^l channels. */
+  /** UNet++ configuration (Zhou et al. 2018). Level l has BaseWidth * 2^l
+   * channels. A refiner's network is a multilayer perceptron instead: Depth
+   * hidden layers of BaseWidth units, no normalisation, no dropout. */
   struct Architecture
   {
     unsigned int Depth{ 3 };
@@ -186,20 +191,40 @@ public:
   {
     double Preprocessing{ 0.0 }; // verify, resample to the working grid, normalise
     double Network{ 0.0 };       // crop to the head, network, sigmoid
+    double Refinement{ 0.0 };    // fine stage: fine grid, band features, refiner (0 without)
     double MapBack{ 0.0 };       // resample the output onto the input's grid
   };
   StageTimes
   GetLastStageTimes() const;
 
+  /** A refiner's brain probabilities of \a numberOfPoints points from their
+   * features (KDBrainExtractionBoundaryRefinement::NumberOfFeatures floats
+   * per point, one point after another), written to \a probabilities. */
+  void
+  PredictBoundary(const float * features, std::size_t numberOfPoints, float * probabilities) const;
+
   /** The whole inference path on an image: verify it, map it to the working
    * grid, run the network, and resample the output linearly back onto the
    * grid of \a image. \a window receives the intensity map used. \a progress
    * is called with the fraction done and may abort, as for Predict().
-   * \a mirrorLeftRight: test-time mirroring, as for Predict(). */
+   * \a mirrorLeftRight: test-time mirroring, as for Predict().
+   * With a \a refiner (a student's only), the probability near the coarse
+   * boundary is re-decided on the refiner's fine grid before the map back
+   * (KDBrainExtractionBoundaryRefinement): pass one only for inputs finer
+   * than the working grid (IsFinerThanWorkingGrid). */
   KDBrainExtractionPreprocessing::ImageType::Pointer
   ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
                KDBrainExtractionPreprocessing::IntensityWindow & window, const ProgressCallback & progress = nullptr,
-               bool mirrorLeftRight = false) const;
+               bool mirrorLeftRight = false, const KDBrainExtractionTorchModel * refiner = nullptr) const;
+
+  /** The coarse half of ApplyToImage(): verify \a image, map it to the
+   * working grid and run the network there; the output stays on the working
+   * grid. For the trainer of the fine stage, which needs the coarse result as
+   * inference produces it. */
+  KDBrainExtractionPreprocessing::ImageType::Pointer
+  ApplyToWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
+                     KDBrainExtractionPreprocessing::IntensityWindow & window,
+                     const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
 
   /** The model shipped as default for \a role: $KDBET_MODEL_DIR, the install
    * tree, then the build and source trees. Empty if none is found. */
@@ -218,6 +243,12 @@ protected:
   PrintSelf(std::ostream & os, Indent indent) const override;
 
 private:
+  /** ApplyToWorkingGrid(), with the seconds of its stages in \a times. */
+  KDBrainExtractionPreprocessing::ImageType::Pointer
+  RunOnWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
+                   KDBrainExtractionPreprocessing::IntensityWindow & window, const ProgressCallback & progress,
+                   bool mirrorLeftRight, StageTimes & times) const;
+
   std::unique_ptr<Implementation> m_Implementation;
   mutable StageTimes              m_LastStageTimes;
 };

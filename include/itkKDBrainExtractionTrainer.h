@@ -160,6 +160,49 @@ public:
     unsigned int WeightAveragingSteps{ 0 };
   };
 
+  /** The fine stage's refiner (KDBrainExtractionBoundaryRefinement): trained
+   * on heads painted from whole-head label maps at their own resolution
+   * (1 mm), whose masks are exact there. Each head goes through the coarse
+   * student as at inference; points drawn from the band around its coarse
+   * boundary, with their features and their label in the exact mask, are
+   * gathered once, then the refiner learns them by binary cross-entropy. */
+  struct RefinerOptions
+  {
+    /** The student whose coarse result the refiner refines (required). */
+    std::string CoarseModelFile;
+    /** Depth hidden layers of BaseWidth units. */
+    KDBrainExtractionTorchModel::Architecture NetworkArchitecture{ 2, 48, "none", 0.0, false };
+    /** Spacing (mm) of the fine grid: the label maps' own, 1 mm, below which
+     * nothing here could teach the refiner. */
+    double       FineSpacing{ 1.0 };
+    unsigned int HeadsPerLabelMap{ 8 };
+    unsigned int PointsPerHead{ 20000 };
+    /** Contrast families of the painted heads, drawn with equal chance. */
+    std::vector<std::string> SyntheticContrasts{ "t1w", "t2w", "pdw", "flair", "random" };
+    /** Largest slice thickness of the painting's thick-slice loss, in the
+     * maps' voxels (5: 5 mm slices, as clinical scans have). */
+    double       MaximumSliceThicknessFactor{ 5.0 };
+    unsigned int NumberOfSteps{ 4000 };
+    /** Points per step. */
+    unsigned int BatchSize{ 4096 };
+    double       LearningRate{ 1e-3 };
+    double       WeightDecay{ 1e-5 };
+    unsigned int Seed{ 1 };
+    std::string  Device{ "auto" };
+    unsigned int NumberOfThreads{ 0 };
+    /** JSON lines: one per painted head, one per 500 steps. */
+    std::string LogFile;
+    /** Label maps of other subjects, one head per contrast family each, on
+     * whose band points the error rates of the coarse result and of the
+     * refiner are reported. */
+    std::vector<Case> ValidationCases;
+  };
+
+  /** Train a refiner on whole-head label maps (cases with Labels only);
+   * progress lines go to \a log. */
+  static KDBrainExtractionTorchModel::Pointer
+  TrainBoundaryRefiner(const std::vector<Case> & labelMaps, const RefinerOptions & options, std::ostream & log);
+
   /** Rows of a CSV with a header naming the columns. The image column is
    * "image" or "t1", the mask column "mask" or "brainmask", optional "labels"
    * or "dlmuse", "modality" and "subject". Relative paths are taken relative

@@ -32,6 +32,12 @@ namespace itk
  * that the mask boundary is not that of the working grid. The largest
  * connected component is kept and its holes are filled.
  *
+ * For inputs finer than the working grid (1 mm, or 0.5 mm in plane), a second,
+ * fine stage re-decides the voxels within a few millimetres of the coarse
+ * boundary at the refiner model's spacing (1 mm), from the input at that
+ * resolution and the coarse probability (KDBrainExtractionBoundaryRefinement):
+ * on by default with the shipped refiner (BoundaryRefinement).
+ *
  * Outputs, all on the input's grid (origin, spacing and direction preserved):
  * - 0: the binary brain mask (0/1), GetMaskOutput();
  * - 1: the brain probability map (float), GetProbabilityOutput();
@@ -60,6 +66,7 @@ public:
   using ProbabilityImageType = typename Superclass::FloatImageType;
   using typename Superclass::FloatImageType;
   using typename Superclass::IntensityWindow;
+  using typename Superclass::ModelType;
 
   /** Probability at or above which a voxel is brain. */
   itkSetClampMacro(Threshold, double, 0.0, 1.0);
@@ -81,6 +88,25 @@ public:
    * probability does not. Default 0, the border the network learned. */
   itkSetMacro(MaskBorder, double);
   itkGetConstMacro(MaskBorder, double);
+
+  /** The fine stage, for inputs finer than the working grid (on by default;
+   * it needs a refiner: the one set, else the file named, else the shipped
+   * default; without any, the coarse result stands). */
+  itkSetMacro(BoundaryRefinement, bool);
+  itkGetConstMacro(BoundaryRefinement, bool);
+  itkBooleanMacro(BoundaryRefinement);
+
+  /** A refiner model file; empty: the shipped default. Ignored when a
+   * refiner model object is set. */
+  itkSetStringMacro(RefinerModelFileName);
+  itkGetStringMacro(RefinerModelFileName);
+
+  /** A refiner model object, to share one between filters. */
+  itkSetObjectMacro(RefinerModel, ModelType);
+  itkGetModifiableObjectMacro(RefinerModel, ModelType);
+
+  /** Whether the last GenerateData ran the fine stage. */
+  itkGetConstMacro(BoundaryRefined, bool);
 
   MaskImageType *
   GetMaskOutput();
@@ -104,11 +130,22 @@ protected:
   void
   GenerateData() override;
 
+  /** The refiner for this input, or nullptr when the fine stage is off, the
+   * input is not finer than the working grid, or no refiner is to be had. */
+  const ModelType *
+  ResolveRefiner();
+
 private:
   double m_Threshold{ 0.5 };
   bool   m_KeepLargestComponent{ true };
   bool   m_FillHoles{ true };
   double m_MaskBorder{ 0.0 };
+  bool   m_BoundaryRefinement{ true };
+  bool   m_BoundaryRefined{ false };
+
+  std::string                 m_RefinerModelFileName;
+  typename ModelType::Pointer m_RefinerModel;
+  typename ModelType::Pointer m_LoadedRefinerModel;
 };
 } // end namespace itk
 

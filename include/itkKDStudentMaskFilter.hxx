@@ -20,6 +20,8 @@
 
 #include "itkKDStudentMaskFilter.h"
 
+#include "itkKDBrainExtractionBoundaryRefinement.h"
+
 #include <algorithm>
 
 namespace itk
@@ -70,6 +72,44 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::GetMaskedOutput() -> InputImageTyp
 }
 
 template <typename TInputImage, typename TMaskImage>
+auto
+KDStudentMaskFilter<TInputImage, TMaskImage>::ResolveRefiner() -> const ModelType *
+{
+  const ModelType * student = this->GetResolvedModel();
+  if (!m_BoundaryRefinement ||
+      !KDBrainExtractionBoundaryRefinement::IsFinerThanWorkingGrid(this->GetInput(), student->GetContract()))
+  {
+    return nullptr;
+  }
+  ModelType * refiner = m_RefinerModel.GetPointer();
+  if (refiner == nullptr)
+  {
+    const std::string fileName = m_RefinerModelFileName.empty()
+                                   ? ModelType::FindDefaultModelFile(ModelType::RoleEnum::Refiner)
+                                   : m_RefinerModelFileName;
+    if (fileName.empty())
+    {
+      return nullptr;
+    }
+    if (m_LoadedRefinerModel.IsNull() || m_LoadedRefinerModel->GetFileName() != fileName)
+    {
+      auto loaded = ModelType::New();
+      loaded->Load(fileName);
+      m_LoadedRefinerModel = loaded;
+    }
+    refiner = m_LoadedRefinerModel.GetPointer();
+  }
+  if (refiner->GetRole() != ModelType::RoleEnum::Refiner)
+  {
+    itkExceptionMacro(<< (refiner->GetFileName().empty() ? std::string("the refiner model") : refiner->GetFileName())
+                      << " is a " << ModelType::RoleToString(refiner->GetRole())
+                      << " model; the fine stage needs a refiner model");
+  }
+  refiner->SetDevice(this->GetDevice());
+  return refiner;
+}
+
+template <typename TInputImage, typename TMaskImage>
 void
 KDStudentMaskFilter<TInputImage, TMaskImage>::GenerateData()
 {
@@ -77,7 +117,9 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::GenerateData()
   constexpr double networkShare = 0.9;
   this->UpdateProgress(0.0f);
   IntensityWindow                        window;
-  const typename FloatImageType::Pointer probability = this->RunNetwork(window, networkShare);
+  const ModelType *                      refiner = this->ResolveRefiner();
+  const typename FloatImageType::Pointer probability = this->RunNetwork(window, networkShare, refiner);
+  m_BoundaryRefined = refiner != nullptr;
   this->CheckAbort();
 
   const auto brain = KDBrainExtractionPreprocessing::MakeBrainMask(
@@ -121,6 +163,10 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::PrintSelf(std::ostream & os, Inden
   os << indent << "KeepLargestComponent: " << (m_KeepLargestComponent ? "On" : "Off") << std::endl;
   os << indent << "FillHoles: " << (m_FillHoles ? "On" : "Off") << std::endl;
   os << indent << "MaskBorder: " << m_MaskBorder << " mm" << std::endl;
+  os << indent << "BoundaryRefinement: " << (m_BoundaryRefinement ? "On" : "Off") << std::endl;
+  os << indent << "RefinerModelFileName: " << m_RefinerModelFileName << std::endl;
+  os << indent << "RefinerModel: " << m_RefinerModel.GetPointer() << std::endl;
+  os << indent << "LoadedRefinerModel: " << m_LoadedRefinerModel.GetPointer() << std::endl;
 }
 } // end namespace itk
 

@@ -168,11 +168,19 @@ public:
                                " model is needed here");
     }
     m_Model->SetDevice(device);
+    // A student brings the fine stage's refiner along when one is shipped.
+    const std::string refinerFile = ModelType::FindDefaultModelFile(ModelType::RoleEnum::Refiner);
+    if (wanted == ModelType::RoleEnum::Student && !refinerFile.empty())
+    {
+      m_Refiner = ModelType::New();
+      m_Refiner->Load(refinerFile);
+      m_Refiner->SetDevice(device);
+    }
   }
 
   py::dict
   Extract(const FloatArray & array, const py::object & spacing, const py::object & origin, const py::object & direction,
-          double threshold, bool mirror, double border)
+          double threshold, bool mirror, double border, bool refine)
   {
     RequireRole(ModelType::RoleEnum::Student, "extract");
     if (!(threshold > 0.0 && threshold < 1.0))
@@ -192,6 +200,8 @@ public:
     filter->SetThreshold(threshold);
     filter->SetTestTimeMirroring(mirror);
     filter->SetMaskBorder(border);
+    filter->SetBoundaryRefinement(refine && m_Refiner.IsNotNull());
+    filter->SetRefinerModel(m_Refiner);
     {
       py::gil_scoped_release release;
       itk::KDBrainExtractionPreprocessing::VerifyImage(image, "array");
@@ -262,6 +272,7 @@ private:
   }
 
   ModelType::Pointer m_Model;
+  ModelType::Pointer m_Refiner; // the shipped refiner of a student, when there is one
   std::string        m_Device;
   unsigned int       m_Threads;
 };
@@ -389,9 +400,11 @@ PYBIND11_MODULE(_kdbet, module)
          py::arg("threshold") = 0.5,
          py::arg("mirror") = false,
          py::arg("border") = 0.0,
+         py::arg("refine") = true,
          "Student: {'mask': uint8, 'probability': float32, 'brain': float32} on the input's grid. "
          "mirror: also run on the head mirrored left-right and average (twice the network time). "
-         "border: move the mask's border out (> 0) or in (< 0) by this many mm.")
+         "border: move the mask's border out (> 0) or in (< 0) by this many mm. "
+         "refine: the fine stage at 1 mm for inputs finer than the working grid, with the shipped refiner.")
     .def("predict_brain",
          &Model::PredictBrain,
          py::arg("array"),

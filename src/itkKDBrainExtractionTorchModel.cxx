@@ -17,10 +17,12 @@
  *=========================================================================*/
 #include "itkKDBrainExtractionTorchModelImplementation.h"
 
+#include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 
 #include "itksys/SystemTools.hxx"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <chrono>
@@ -110,9 +112,15 @@ SerializeHeader(const KDBrainExtractionTorchModel::Implementation & model)
   const auto &       a = model.NetworkArchitecture;
   const auto &       c = model.PreprocessingContract;
   std::ostringstream header;
+  const bool         refiner = model.Role == KDBrainExtractionTorchModel::RoleEnum::Refiner;
   header << "role=" << KDBrainExtractionTorchModel::RoleToString(model.Role) << "\n"
-         << "architecture=UNet++3D\n"
-         << "architecture.depth=" << a.Depth << "\n"
+         << "architecture=" << (refiner ? "MLP" : "UNet++3D") << "\n";
+  if (refiner)
+  {
+    // Only a refiner's header has it, so earlier models keep their bytes and checksums.
+    header << "architecture.input_features=" << KDBrainExtractionBoundaryRefinement::NumberOfFeatures << "\n";
+  }
+  header << "architecture.depth=" << a.Depth << "\n"
          << "architecture.base_width=" << a.BaseWidth << "\n"
          << "architecture.normalization=" << a.Normalization << "\n"
          << "architecture.dropout=" << FormatDouble(a.Dropout) << "\n"
@@ -177,10 +185,10 @@ ParseNumber(const std::string & text, const std::string & key, const std::string
 }
 
 std::string
-SerializeWeights(UNetPlusPlus & network)
+SerializeWeights(torch::nn::Module & network)
 {
   torch::serialize::OutputArchive archive;
-  network->save(archive);
+  network.save(archive);
   std::ostringstream stream(std::ios::binary);
   archive.save_to(stream);
   return stream.str();
@@ -197,6 +205,41 @@ KDBrainExtractionTorchModel::Implementation::MakeNetworkOptions() const
   options.Dropout = NetworkArchitecture.Dropout;
   options.DeepSupervision = NetworkArchitecture.DeepSupervision;
   return options;
+}
+
+BoundaryRefinementNetworkOptions
+KDBrainExtractionTorchModel::Implementation::MakeRefinerOptions() const
+{
+  BoundaryRefinementNetworkOptions options;
+  options.InputFeatures = static_cast<int>(KDBrainExtractionBoundaryRefinement::NumberOfFeatures);
+  options.HiddenLayers = static_cast<int>(NetworkArchitecture.Depth);
+  options.HiddenWidth = static_cast<int>(NetworkArchitecture.BaseWidth);
+  return options;
+}
+
+void
+KDBrainExtractionTorchModel::Implementation::BuildNetwork()
+{
+  Network = nullptr;
+  Refiner = nullptr;
+  if (Role == RoleEnum::Refiner)
+  {
+    Refiner = BoundaryRefinementNetwork(MakeRefinerOptions());
+  }
+  else
+  {
+    Network = UNetPlusPlus(MakeNetworkOptions());
+  }
+}
+
+torch::nn::Module *
+KDBrainExtractionTorchModel::Implementation::GetNetworkModule() const
+{
+  if (Network)
+  {
+    return Network.ptr().get();
+  }
+  return Refiner ? Refiner.ptr().get() : nullptr;
 }
 
 bool
@@ -267,17 +310,28 @@ KDBrainExtractionTorchModel::Initialize(RoleEnum role, const Architecture & arch
   model.Role = role;
   model.NetworkArchitecture = architecture;
   model.PreprocessingContract = contract;
-  model.PreprocessingContract.SizeMultiple = std::max(contract.SizeMultiple, 1u << architecture.Depth);
+  if (role == RoleEnum::Refiner)
+  {
+    // A perceptron of points: no normalisation layers, no dropout, no grid to divide.
+    model.NetworkArchitecture.Normalization = "none";
+    model.NetworkArchitecture.Dropout = 0.0;
+    model.NetworkArchitecture.DeepSupervision = false;
+    model.PreprocessingContract.SizeMultiple = 1;
+  }
+  else
+  {
+    model.PreprocessingContract.SizeMultiple = std::max(contract.SizeMultiple, 1u << architecture.Depth);
+  }
   torch::manual_seed(seed);
   try
   {
-    model.Network = UNetPlusPlus(model.MakeNetworkOptions());
+    model.BuildNetwork();
   }
   catch (const std::exception & error)
   {
     itkExceptionMacro(<< "cannot build the network: " << error.what());
   }
-  model.Network->to(model.Device);
+  model.GetNetworkModule()->to(model.Device);
   model.FileName.clear();
   model.Checksum.clear();
   this->Modified();
@@ -301,7 +355,7 @@ KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & 
   const Contract     contract = first->GetContract();
   for (const auto & model : models)
   {
-    if (model.IsNull() || !model->GetImplementation().Network)
+    if (model.IsNull() || !model->GetImplementation().GetNetworkModule())
     {
       itkExceptionMacro(<< "cannot average the weights of a model without a network (Load or Initialize first)");
     }
@@ -323,12 +377,12 @@ KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & 
   std::string               checksums;
   for (const auto & model : models)
   {
-    parameters.push_back(model->GetImplementation().Network->named_parameters(true));
-    buffers.push_back(model->GetImplementation().Network->named_buffers(true));
+    parameters.push_back(model->GetImplementation().GetNetworkModule()->named_parameters(true));
+    buffers.push_back(model->GetImplementation().GetNetworkModule()->named_buffers(true));
     checksums += (checksums.empty() ? "" : ",") + (model->GetChecksum().empty() ? "unsaved" : model->GetChecksum());
   }
   this->Initialize(role, architecture, contract, 0);
-  auto &             network = m_Implementation->Network;
+  auto &             network = *m_Implementation->GetNetworkModule();
   torch::NoGradGuard noGrad;
   const auto average = [](torch::Tensor & target, const std::string & name, const std::vector<NamedTensors> & sources) {
     if (!target.is_floating_point())
@@ -345,11 +399,11 @@ KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & 
     }
     target.copy_(sum / static_cast<double>(sources.size()));
   };
-  for (auto & parameter : network->named_parameters(true))
+  for (auto & parameter : network.named_parameters(true))
   {
     average(parameter.value(), parameter.key(), parameters);
   }
-  for (auto & buffer : network->named_buffers(true))
+  for (auto & buffer : network.named_buffers(true))
   {
     average(buffer.value(), buffer.key(), buffers);
   }
@@ -420,6 +474,18 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
   {
     loaded->Role = RoleEnum::Student;
   }
+  else if (role == "refiner")
+  {
+    loaded->Role = RoleEnum::Refiner;
+    // The features are this build's: a refiner of another layout cannot be fed.
+    const auto features = ParseNumber<unsigned int>(
+      RequireEntry(entries, "architecture.input_features", fileName), "input_features", fileName);
+    if (features != KDBrainExtractionBoundaryRefinement::NumberOfFeatures)
+    {
+      itkExceptionMacro(<< fileName << ": the refiner takes " << features << " features per point, this build makes "
+                        << KDBrainExtractionBoundaryRefinement::NumberOfFeatures);
+    }
+  }
   else
   {
     itkExceptionMacro(<< fileName << ": unknown model role '" << role << "'");
@@ -456,22 +522,23 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
 
   try
   {
-    loaded->Network = UNetPlusPlus(loaded->MakeNetworkOptions());
+    loaded->BuildNetwork();
+    torch::nn::Module & network = *loaded->GetNetworkModule();
     // Module::load() replaces tensors whatever their shape: record the shapes
     // the header's architecture needs and check them after loading.
     std::map<std::string, std::vector<int64_t>> expectedShapes;
-    for (const auto & tensor : loaded->Network->named_parameters())
+    for (const auto & tensor : network.named_parameters())
     {
       expectedShapes[tensor.key()] = tensor.value().sizes().vec();
     }
-    for (const auto & tensor : loaded->Network->named_buffers())
+    for (const auto & tensor : network.named_buffers())
     {
       expectedShapes[tensor.key()] = tensor.value().sizes().vec();
     }
     torch::serialize::InputArchive archive;
     std::istringstream             stream(payload, std::ios::binary);
     archive.load_from(stream);
-    loaded->Network->load(archive);
+    network.load(archive);
     auto checkShape = [&expectedShapes](const std::string & name, const torch::Tensor & tensor) {
       if (tensor.sizes().vec() != expectedShapes[name])
       {
@@ -479,11 +546,11 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
                                  c10::str(c10::IntArrayRef(expectedShapes[name])));
       }
     };
-    for (const auto & tensor : loaded->Network->named_parameters())
+    for (const auto & tensor : network.named_parameters())
     {
       checkShape(tensor.key(), tensor.value());
     }
-    for (const auto & tensor : loaded->Network->named_buffers())
+    for (const auto & tensor : network.named_buffers())
     {
       checkShape(tensor.key(), tensor.value());
     }
@@ -495,8 +562,8 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
     itkExceptionMacro(<< fileName << ": the weights do not match the architecture in the header (" << message << ")");
   }
   loaded->Device = m_Implementation->Device;
-  loaded->Network->to(loaded->Device);
-  loaded->Network->eval();
+  loaded->GetNetworkModule()->to(loaded->Device);
+  loaded->GetNetworkModule()->eval();
   loaded->FileName = fileName;
   loaded->Checksum = ToHex(storedChecksum);
   m_Implementation = std::move(loaded);
@@ -506,8 +573,9 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
 void
 KDBrainExtractionTorchModel::Save(const std::string & fileName) const
 {
-  auto & model = *m_Implementation;
-  if (!model.Network)
+  auto &              model = *m_Implementation;
+  torch::nn::Module * network = model.GetNetworkModule();
+  if (!network)
   {
     itkExceptionMacro(<< "cannot save " << fileName << ": no network (Load or Initialize first)");
   }
@@ -517,9 +585,9 @@ KDBrainExtractionTorchModel::Save(const std::string & fileName) const
     const std::lock_guard<std::mutex> lock(model.PredictMutex);
     // Weights are always stored from the CPU, so that files do not depend on
     // the device that trained them.
-    model.Network->to(torch::kCPU);
-    payload = SerializeWeights(model.Network);
-    model.Network->to(model.Device);
+    network->to(torch::kCPU);
+    payload = SerializeWeights(*network);
+    network->to(model.Device);
   }
   const uint64_t    checksum = Fnv1a64(header, payload);
   const std::string temporary = fileName + ".tmp" + std::to_string(::getpid());
@@ -561,7 +629,15 @@ KDBrainExtractionTorchModel::GetRole() const
 std::string
 KDBrainExtractionTorchModel::RoleToString(RoleEnum role)
 {
-  return role == RoleEnum::Teacher ? "teacher" : "student";
+  switch (role)
+  {
+    case RoleEnum::Teacher:
+      return "teacher";
+    case RoleEnum::Refiner:
+      return "refiner";
+    default:
+      return "student";
+  }
 }
 
 const KDBrainExtractionTorchModel::Architecture &
@@ -616,9 +692,9 @@ std::size_t
 KDBrainExtractionTorchModel::GetNumberOfParameters() const
 {
   std::size_t count = 0;
-  if (m_Implementation->Network)
+  if (const auto * network = m_Implementation->GetNetworkModule())
   {
-    for (const auto & parameter : m_Implementation->Network->parameters())
+    for (const auto & parameter : network->parameters())
     {
       count += static_cast<std::size_t>(parameter.numel());
     }
@@ -634,9 +710,9 @@ KDBrainExtractionTorchModel::SetDevice(const std::string & device)
   if (parsed != model.Device)
   {
     model.Device = parsed;
-    if (model.Network)
+    if (auto * network = model.GetNetworkModule())
     {
-      model.Network->to(model.Device);
+      network->to(model.Device);
     }
     this->Modified();
   }
@@ -743,7 +819,8 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
   auto & model = *m_Implementation;
   if (!model.Network)
   {
-    itkExceptionMacro(<< "no network: load a model file first");
+    itkExceptionMacro(<< (model.Refiner ? "a refiner model predicts boundary points, not volumes"
+                                        : "no network: load a model file first"));
   }
   const std::lock_guard<std::mutex> lock(model.PredictMutex);
   c10::InferenceMode                inferenceMode;
@@ -800,21 +877,49 @@ KDBrainExtractionTorchModel::Predict(const float * input, const std::array<std::
   target.copy_(prediction);
 }
 
+void
+KDBrainExtractionTorchModel::PredictBoundary(const float * features, std::size_t numberOfPoints,
+                                             float * probabilities) const
+{
+  auto & model = *m_Implementation;
+  if (!model.Refiner)
+  {
+    itkExceptionMacro(<< "boundary points need a refiner model, not a " << RoleToString(model.Role));
+  }
+  const std::lock_guard<std::mutex> lock(model.PredictMutex);
+  c10::InferenceMode                inferenceMode;
+  model.Refiner->eval();
+  const auto    numberOfFeatures = static_cast<int64_t>(KDBrainExtractionBoundaryRefinement::NumberOfFeatures);
+  torch::Tensor input = torch::from_blob(
+    const_cast<float *>(features), { static_cast<int64_t>(numberOfPoints), numberOfFeatures }, torch::kFloat32);
+  const torch::Tensor result = torch::sigmoid(model.Refiner->Infer(input.to(model.Device))).to(torch::kCPU);
+  std::memcpy(probabilities, result.contiguous().data_ptr<float>(), numberOfPoints * sizeof(float));
+}
+
 KDBrainExtractionPreprocessing::ImageType::Pointer
-KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
-                                          KDBrainExtractionPreprocessing::IntensityWindow & window,
-                                          const ProgressCallback & progress, bool mirrorLeftRight) const
+KDBrainExtractionTorchModel::ApplyToWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
+                                                KDBrainExtractionPreprocessing::IntensityWindow & window,
+                                                const ProgressCallback & progress, bool mirrorLeftRight) const
+{
+  StageTimes times;
+  return RunOnWorkingGrid(image, window, progress, mirrorLeftRight, times);
+}
+
+KDBrainExtractionPreprocessing::ImageType::Pointer
+KDBrainExtractionTorchModel::RunOnWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
+                                              KDBrainExtractionPreprocessing::IntensityWindow & window,
+                                              const ProgressCallback & progress, bool mirrorLeftRight,
+                                              StageTimes & times) const
 {
   using ImageType = KDBrainExtractionPreprocessing::ImageType;
   // Shares of the work, measured on a 2 mm head: the network dominates.
   constexpr double preprocessingShare = 0.05;
   constexpr double networkShare = 0.9;
   auto             report = [&progress](double fraction) { return !progress || progress(fraction); };
-
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  StageTimes times;
-  auto       start = Clock::now();
+
+  auto start = Clock::now();
   KDBrainExtractionPreprocessing::VerifyImage(image, "input image");
   const ImageType::Pointer working = KDBrainExtractionPreprocessing::PrepareWorkingVolume(image, GetContract(), window);
   times.Preprocessing = seconds(start);
@@ -835,11 +940,81 @@ KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::
     [&report](double fraction) { return report(preprocessingShare + networkShare * fraction); },
     mirrorLeftRight);
   times.Network = seconds(start);
-  start = Clock::now();
+  return output;
+}
+
+namespace
+{
+/** The fine stage on \a image: the coarse probability \a coarse near its
+ * boundary re-decided by \a refiner; the result is on the fine grid, and is
+ * the coarse probability away from the boundary. */
+KDBrainExtractionPreprocessing::ImageType::Pointer
+RefineBoundary(const KDBrainExtractionPreprocessing::ImageType *          image,
+               const KDBrainExtractionPreprocessing::IntensityWindow &    window,
+               const KDBrainExtractionPreprocessing::ImageType::Pointer & coarse,
+               const KDBrainExtractionTorchModel &                        refiner)
+{
+  using Refinement = KDBrainExtractionBoundaryRefinement;
+  const float *     coarseVoxels = coarse->GetBufferPointer();
+  const std::size_t numberOfCoarseVoxels = coarse->GetBufferedRegion().GetNumberOfPixels();
+  if (std::none_of(coarseVoxels, coarseVoxels + numberOfCoarseVoxels, [](float p) { return p >= 0.5f; }))
+  {
+    // No brain, no boundary: the result is the coarse one (an empty mask).
+    return coarse;
+  }
+  const auto volumes = Refinement::PrepareFineVolumes(image, window, coarse, refiner.GetContract().WorkingSpacing[0]);
+  // The coarse probability on the fine grid is the result away from the band.
+  auto    refined = volumes.CoarseProbability;
+  float * probability = refined->GetBufferPointer();
+  // Chunks bound the features' memory (64 Ki points: 47 MB).
+  constexpr std::size_t chunk = std::size_t{ 1 } << 16;
+  std::vector<float>    features(chunk * Refinement::NumberOfFeatures);
+  std::vector<float>    result(chunk);
+  const auto &          band = volumes.BandOffsets;
+  for (std::size_t first = 0; first < band.size(); first += chunk)
+  {
+    const std::size_t count = std::min(chunk, band.size() - first);
+    Refinement::GatherFeatures(volumes, band.data() + first, count, features.data());
+    refiner.PredictBoundary(features.data(), count, result.data());
+    for (std::size_t point = 0; point < count; ++point)
+    {
+      probability[band[first + point]] = result[point];
+    }
+  }
+  return refined;
+}
+} // namespace
+
+KDBrainExtractionPreprocessing::ImageType::Pointer
+KDBrainExtractionTorchModel::ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
+                                          KDBrainExtractionPreprocessing::IntensityWindow & window,
+                                          const ProgressCallback & progress, bool mirrorLeftRight,
+                                          const KDBrainExtractionTorchModel * refiner) const
+{
+  using ImageType = KDBrainExtractionPreprocessing::ImageType;
+  if (refiner && (refiner->GetRole() != RoleEnum::Refiner || GetRole() != RoleEnum::Student))
+  {
+    itkExceptionMacro(<< "a fine stage needs a refiner model after a student, not a "
+                      << RoleToString(refiner->GetRole()) << " after a " << RoleToString(GetRole()));
+  }
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  StageTimes         times;
+  ImageType::Pointer output = RunOnWorkingGrid(image, window, progress, mirrorLeftRight, times);
+  auto               start = Clock::now();
+  if (refiner)
+  {
+    output = RefineBoundary(image, window, output, *refiner);
+    times.Refinement = seconds(start);
+    start = Clock::now();
+  }
   ImageType::Pointer result = KDBrainExtractionPreprocessing::ResampleToReferenceGrid(output, image);
   times.MapBack = seconds(start);
   m_LastStageTimes = times;
-  report(1.0);
+  if (progress)
+  {
+    progress(1.0);
+  }
   return result;
 }
 

@@ -20,6 +20,7 @@
 
 // Private to the module library and its trainer: includes LibTorch.
 #include "itkKDBrainExtractionTorchModel.h"
+#include "itkBoundaryRefinementNetwork.h"
 #include "itkUNetPlusPlus.h"
 
 #include <mutex>
@@ -32,7 +33,8 @@ struct KDBrainExtractionTorchModel::Implementation
   Architecture                       NetworkArchitecture;
   Contract                           PreprocessingContract;
   std::map<std::string, std::string> Metadata;
-  UNetPlusPlus                       Network{ nullptr };
+  UNetPlusPlus                       Network{ nullptr }; // teacher, student
+  BoundaryRefinementNetwork          Refiner{ nullptr }; // refiner
   torch::Device                      Device{ torch::kCPU };
   std::string                        FileName;
   std::string                        Checksum;
@@ -41,6 +43,16 @@ struct KDBrainExtractionTorchModel::Implementation
 
   UNetPlusPlusOptions
   MakeNetworkOptions() const;
+  BoundaryRefinementNetworkOptions
+  MakeRefinerOptions() const;
+
+  /** Builds the network of the role and architecture (random weights). */
+  void
+  BuildNetwork();
+  /** The network of the role, as a module (save, load, devices, averaging);
+   * nullptr before Load or Initialize. */
+  torch::nn::Module *
+  GetNetworkModule() const;
 };
 
 /** Whether networks of architectures \a a and \a b hold the same weight

@@ -21,6 +21,7 @@
 #include "itkHeadTissueClassImageFilter.h"
 #include "itkImageFileReader.h"
 #include "itkKDBrainExtractionAugmentation.h"
+#include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionHybridLoss.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 #include "itkKDBrainExtractionTorchModelImplementation.h"
@@ -1426,6 +1427,308 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
                        std::to_string(options.BatchNormRecalibrationBatches) + " batches");
   }
   model->SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
+  model->SetMetadata("training.final_loss", std::to_string(lastLoss));
+  return model;
+}
+namespace
+{
+/** Band points of painted heads: features and labels, one point after another. */
+struct BoundaryPoints
+{
+  std::vector<float>   Features;
+  std::vector<float>   Labels;
+  std::vector<uint8_t> CoarseLabels; // the coarse result's decision (probability >= 0.5)
+
+  std::size_t
+  size() const
+  {
+    return Labels.size();
+  }
+};
+
+/** Paints heads of the label map \a fileName (\a contrasts[i] with seed
+ * \a seeds[i]), runs each through \a student as inference does, and appends
+ * up to \a pointsPerHead band points of each (all of them for 0) to
+ * \a points. Returns a JSON object per head for the log. */
+std::vector<std::string>
+CollectBoundaryPoints(const std::string & fileName, const std::vector<std::string> & contrasts,
+                      const std::vector<uint64_t> & seeds, double maximumSliceThicknessFactor,
+                      const KDBrainExtractionTorchModel & student, double fineSpacing, unsigned int pointsPerHead,
+                      BoundaryPoints & points)
+{
+  using WholeHeadLabels = KDBrainExtractionWholeHeadLabels;
+  using Refinement = KDBrainExtractionBoundaryRefinement;
+  const auto               labels = ReadVolume<LabelImageType>(fileName);
+  const auto               mask = WholeHeadLabels::MakeBrainMask(labels, fileName);
+  const auto               classes = WholeHeadLabels::MakeTissueClasses(labels, mask);
+  std::vector<std::string> report;
+  for (std::size_t head = 0; head < contrasts.size(); ++head)
+  {
+    auto synthesis = HeadContrastSynthesisImageFilter<TissueClassImageType, ImageType>::New();
+    synthesis->SetInput(classes);
+    synthesis->SetContrast(ParseContrastFamily(contrasts[head]));
+    synthesis->SetSeed(seeds[head]);
+    synthesis->SetMaximumSliceThicknessFactor(maximumSliceThicknessFactor);
+    synthesis->Update();
+    const ImageType *                               image = synthesis->GetOutput();
+    KDBrainExtractionPreprocessing::IntensityWindow window;
+    const auto                                      coarse = student.ApplyToWorkingGrid(image, window);
+    const auto volumes = Refinement::PrepareFineVolumes(image, window, coarse, fineSpacing);
+    const auto fineMask = KDBrainExtractionPreprocessing::ResampleMaskToGrid(mask, volumes.Intensity);
+
+    std::vector<std::size_t> chosen = volumes.BandOffsets;
+    std::mt19937_64          generator(seeds[head]);
+    if (pointsPerHead > 0 && chosen.size() > pointsPerHead)
+    {
+      // A partial Fisher-Yates shuffle: the first pointsPerHead, uniformly.
+      for (std::size_t i = 0; i < pointsPerHead; ++i)
+      {
+        std::uniform_int_distribution<std::size_t> pick(i, chosen.size() - 1);
+        std::swap(chosen[i], chosen[pick(generator)]);
+      }
+      chosen.resize(pointsPerHead);
+    }
+    const std::size_t first = points.size();
+    points.Features.resize((first + chosen.size()) * Refinement::NumberOfFeatures);
+    Refinement::GatherFeatures(
+      volumes, chosen.data(), chosen.size(), points.Features.data() + first * Refinement::NumberOfFeatures);
+    std::size_t coarseErrors = 0;
+    for (const auto offset : chosen)
+    {
+      const bool inside = fineMask->GetBufferPointer()[offset] != 0;
+      const bool coarseInside = volumes.CoarseProbability->GetBufferPointer()[offset] >= 0.5f;
+      points.Labels.push_back(inside ? 1.0f : 0.0f);
+      points.CoarseLabels.push_back(coarseInside ? 1 : 0);
+      coarseErrors += inside != coarseInside;
+    }
+    std::ostringstream line;
+    line << "{\"labels\": \"" << itksys::SystemTools::GetFilenameName(fileName) << "\", \"contrast\": \""
+         << contrasts[head] << "\", \"seed\": " << seeds[head] << ", \"band_points\": " << volumes.BandOffsets.size()
+         << ", \"points\": " << chosen.size()
+         << ", \"coarse_error_rate\": " << (chosen.empty() ? 0.0 : double(coarseErrors) / chosen.size()) << "}";
+    report.push_back(line.str());
+  }
+  return report;
+}
+
+/** Error rates of the coarse decision and of \a network on \a points. */
+std::pair<double, double>
+BandErrorRates(BoundaryRefinementNetwork & network, const BoundaryPoints & points, const torch::Device & device)
+{
+  if (points.size() == 0)
+  {
+    return { 0.0, 0.0 };
+  }
+  torch::NoGradGuard noGrad;
+  network->eval();
+  const auto    count = static_cast<int64_t>(points.size());
+  torch::Tensor features =
+    torch::from_blob(const_cast<float *>(points.Features.data()),
+                     { count, static_cast<int64_t>(KDBrainExtractionBoundaryRefinement::NumberOfFeatures) },
+                     torch::kFloat32);
+  const torch::Tensor labels = torch::from_blob(const_cast<float *>(points.Labels.data()), { count }, torch::kFloat32);
+  const torch::Tensor coarse =
+    torch::from_blob(const_cast<uint8_t *>(points.CoarseLabels.data()), { count }, torch::kUInt8).to(torch::kFloat32);
+  const torch::Tensor refined = (network->forward(features.to(device)).to(torch::kCPU) >= 0).to(torch::kFloat32);
+  network->train();
+  return { (coarse != labels).to(torch::kFloat64).mean().item<double>(),
+           (refined != labels).to(torch::kFloat64).mean().item<double>() };
+}
+} // namespace
+
+KDBrainExtractionTorchModel::Pointer
+KDBrainExtractionTrainer::TrainBoundaryRefiner(const std::vector<Case> & labelMaps, const RefinerOptions & options,
+                                               std::ostream & log)
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  if (labelMaps.empty())
+  {
+    itkGenericExceptionMacro(<< "no label maps to train the refiner on");
+  }
+  for (const auto & list : { labelMaps, options.ValidationCases })
+  {
+    for (const auto & item : list)
+    {
+      if (!IsLabelMapCase(item))
+      {
+        itkGenericExceptionMacro(<< item.Subject << ": the refiner trains on whole-head label maps only "
+                                 << "(a case with labels and no image)");
+      }
+    }
+  }
+  if (options.CoarseModelFile.empty())
+  {
+    itkGenericExceptionMacro(<< "the refiner needs the student whose boundary it refines (a coarse model file)");
+  }
+  if (options.BatchSize == 0 || options.NumberOfSteps == 0 || options.HeadsPerLabelMap == 0)
+  {
+    itkGenericExceptionMacro(<< "the batch size, the number of steps and the heads per label map must be positive");
+  }
+  if (!(options.FineSpacing >= 0.25 && options.FineSpacing <= 2.0))
+  {
+    itkGenericExceptionMacro(<< "the fine spacing must be in [0.25, 2] mm, got " << options.FineSpacing);
+  }
+  if (options.NetworkArchitecture.Depth < 1 || options.NetworkArchitecture.Depth > 8 ||
+      options.NetworkArchitecture.BaseWidth < 1 || options.NetworkArchitecture.BaseWidth > 1024)
+  {
+    itkGenericExceptionMacro(<< "a refiner has 1-8 hidden layers of 1-1024 units");
+  }
+  const std::vector<std::string> & contrasts = options.SyntheticContrasts;
+  if (contrasts.empty())
+  {
+    itkGenericExceptionMacro(<< "the refiner's heads need at least one contrast family");
+  }
+  for (const auto & name : contrasts)
+  {
+    ParseContrastFamily(name); // throws for an unknown name, before any work
+  }
+  KDBrainExtractionTorchModel::SetNumberOfThreads(options.NumberOfThreads);
+  const torch::Device device = KDBrainExtractionParseDevice(options.Device);
+  auto                student = KDBrainExtractionTorchModel::New();
+  student->Load(options.CoarseModelFile);
+  if (student->GetRole() != RoleEnum::Student)
+  {
+    itkGenericExceptionMacro(<< options.CoarseModelFile << ": a "
+                             << KDBrainExtractionTorchModel::RoleToString(student->GetRole())
+                             << " model; the refiner refines a student's boundary");
+  }
+  student->SetDevice(options.Device);
+  std::ofstream jsonLog;
+  if (!options.LogFile.empty())
+  {
+    jsonLog.open(options.LogFile, std::ios::trunc);
+    if (!jsonLog)
+    {
+      itkGenericExceptionMacro(<< options.LogFile << ": cannot write the training log");
+    }
+  }
+  const auto start = Clock::now();
+  const auto elapsed = [&start]() { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+  // Heads: contrast and seed of head h of map m depend on the seed, m and h only.
+  BoundaryPoints training;
+  for (std::size_t map = 0; map < labelMaps.size(); ++map)
+  {
+    std::vector<std::string> headContrasts;
+    std::vector<uint64_t>    seeds;
+    for (unsigned int head = 0; head < options.HeadsPerLabelMap; ++head)
+    {
+      auto generator = SampleGenerator(options.Seed, map * 1000 + head, 7);
+      headContrasts.push_back(
+        contrasts[std::uniform_int_distribution<std::size_t>(0, contrasts.size() - 1)(generator)]);
+      seeds.push_back(generator());
+    }
+    for (const auto & line : CollectBoundaryPoints(labelMaps[map].Labels,
+                                                   headContrasts,
+                                                   seeds,
+                                                   options.MaximumSliceThicknessFactor,
+                                                   *student,
+                                                   options.FineSpacing,
+                                                   options.PointsPerHead,
+                                                   training))
+    {
+      if (jsonLog)
+      {
+        jsonLog << line << std::endl;
+      }
+    }
+    log << "[refiner] painted " << (map + 1) * options.HeadsPerLabelMap << " heads of " << labelMaps.size()
+        << " label maps, " << training.size() << " band points, " << FormatDuration(elapsed()) << std::endl;
+  }
+  BoundaryPoints validation;
+  for (std::size_t map = 0; map < options.ValidationCases.size(); ++map)
+  {
+    // Every family once, with fixed seeds: the same heads for every refiner.
+    std::vector<uint64_t> seeds;
+    for (std::size_t head = 0; head < contrasts.size(); ++head)
+    {
+      seeds.push_back(1000003 * (map + 1) + head);
+    }
+    CollectBoundaryPoints(options.ValidationCases[map].Labels,
+                          contrasts,
+                          seeds,
+                          options.MaximumSliceThicknessFactor,
+                          *student,
+                          options.FineSpacing,
+                          options.PointsPerHead,
+                          validation);
+  }
+  if (training.size() == 0)
+  {
+    itkGenericExceptionMacro(<< "the painted heads gave no band points to train on");
+  }
+
+  auto model = KDBrainExtractionTorchModel::New();
+  auto contract = student->GetContract();
+  contract.WorkingSpacing = { { options.FineSpacing, options.FineSpacing, options.FineSpacing } };
+  model->Initialize(RoleEnum::Refiner, options.NetworkArchitecture, contract, options.Seed);
+  auto & network = model->GetImplementation().Refiner;
+  network->to(device);
+  network->train();
+  torch::optim::Adam  optimizer(network->parameters(),
+                               torch::optim::AdamOptions(options.LearningRate).weight_decay(options.WeightDecay));
+  const auto          numberOfFeatures = static_cast<int64_t>(KDBrainExtractionBoundaryRefinement::NumberOfFeatures);
+  const torch::Tensor features = torch::from_blob(
+    training.Features.data(), { static_cast<int64_t>(training.size()), numberOfFeatures }, torch::kFloat32);
+  const torch::Tensor labels =
+    torch::from_blob(training.Labels.data(), { static_cast<int64_t>(training.size()) }, torch::kFloat32);
+  torch::Generator generator = at::detail::createCPUGenerator(options.Seed);
+  double           lossSum = 0.0;
+  double           lastLoss = 0.0;
+  for (unsigned int step = 1; step <= options.NumberOfSteps; ++step)
+  {
+    const torch::Tensor batch = torch::randint(
+      static_cast<int64_t>(training.size()), { static_cast<int64_t>(options.BatchSize) }, generator, torch::kLong);
+    optimizer.zero_grad();
+    const torch::Tensor loss = torch::binary_cross_entropy_with_logits(
+      network->forward(features.index_select(0, batch).to(device)), labels.index_select(0, batch).to(device));
+    loss.backward();
+    optimizer.step();
+    lastLoss = loss.item<double>();
+    lossSum += lastLoss;
+    if (step % 500 == 0 || step == options.NumberOfSteps)
+    {
+      const unsigned int steps = step % 500 == 0 ? 500 : step % 500;
+      const auto         rates = BandErrorRates(network, validation, device);
+      log << "[refiner] step " << step << "/" << options.NumberOfSteps << " loss " << lossSum / steps;
+      if (validation.size() > 0)
+      {
+        log << ", validation band error rate: coarse " << rates.first << ", refined " << rates.second;
+      }
+      log << ", " << FormatDuration(elapsed()) << std::endl;
+      if (jsonLog)
+      {
+        jsonLog << "{\"step\": " << step << ", \"loss\": " << lossSum / steps << ", \"seconds\": " << elapsed();
+        if (validation.size() > 0)
+        {
+          jsonLog << ", \"validation_coarse_error_rate\": " << rates.first
+                  << ", \"validation_refined_error_rate\": " << rates.second;
+        }
+        jsonLog << "}" << std::endl;
+      }
+      lossSum = 0.0;
+    }
+  }
+  network->eval();
+  network->to(model->GetImplementation().Device);
+
+  std::ostringstream contrastNames;
+  for (const auto & name : options.SyntheticContrasts)
+  {
+    contrastNames << (contrastNames.tellp() > 0 ? " " : "") << name;
+  }
+  model->SetMetadata("training.coarse_model", student->GetChecksum());
+  model->SetMetadata("training.label_maps", std::to_string(labelMaps.size()));
+  model->SetMetadata("training.heads_per_label_map", std::to_string(options.HeadsPerLabelMap));
+  model->SetMetadata("training.points", std::to_string(training.size()));
+  model->SetMetadata("training.contrasts", contrastNames.str());
+  model->SetMetadata("training.max_slice_thickness", std::to_string(options.MaximumSliceThicknessFactor));
+  model->SetMetadata("training.steps", std::to_string(options.NumberOfSteps));
+  model->SetMetadata("training.batch_size", std::to_string(options.BatchSize));
+  model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
+  model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
+  model->SetMetadata("training.seed", std::to_string(options.Seed));
+  model->SetMetadata("training.seconds", std::to_string(static_cast<long>(elapsed())));
   model->SetMetadata("training.final_loss", std::to_string(lastLoss));
   return model;
 }

@@ -287,6 +287,29 @@ TEST(kdbetCommandLine, BadModels)
   ExpectRefused(head,
                 "kdbet_teacher.kdbm: a teacher model, but a student model is needed",
                 std::string("--model '") + KDBET_MODEL_DIR + "/kdbet_teacher.kdbm'");
+  ExpectRefused(head,
+                "kdbet_student.kdbm: a student model, but a refiner model is needed",
+                std::string("--refiner-model '") + KDBET_MODEL_DIR + "/kdbet_student.kdbm'");
+}
+
+TEST(kdbetCommandLine, FineStageRunsOnFinerInputsUnlessTurnedOff)
+{
+  // 1 mm voxels: finer than the student's 2 mm grid.
+  auto head = MakeHead(80);
+  head->SetSpacing(1.0);
+  const std::string input = Write(head.GetPointer(), "fine-head.nii.gz");
+  const auto        refined = RunKdbet("extract -i '" + input + "' -m '" + Folder() + "/refined.nii.gz' --timings");
+  EXPECT_EQ(refined.ExitStatus, 0) << refined.Output;
+  EXPECT_NE(refined.Output.find(" refinement "), std::string::npos) << refined.Output;
+  const auto coarse =
+    RunKdbet("extract -i '" + input + "' -m '" + Folder() + "/coarse.nii.gz' --timings --no-refinement");
+  EXPECT_EQ(coarse.ExitStatus, 0) << coarse.Output;
+  EXPECT_EQ(coarse.Output.find(" refinement "), std::string::npos) << coarse.Output;
+  // A 2 mm input has nothing to refine.
+  const std::string coarseInput = Write(MakeHead().GetPointer(), "coarse-head.nii.gz");
+  const auto        plain = RunKdbet("extract -i '" + coarseInput + "' -m '" + Folder() + "/plain.nii.gz' --timings");
+  EXPECT_EQ(plain.ExitStatus, 0) << plain.Output;
+  EXPECT_EQ(plain.Output.find(" refinement "), std::string::npos) << plain.Output;
 }
 
 TEST(kdbetCommandLine, AverageOfModels)
@@ -348,7 +371,8 @@ TEST(kdbetCommandLine, BatchBadInputFailsAlone)
   EXPECT_TRUE(
     std::regex_search(summary, std::regex("a.nii.gz\", \"status\": \"ok\", \"message\": \"\", \"brain_ml\": [0-9.]+")))
     << summary; // Every row records the model and settings that made it.
-  const std::regex provenance("\"model\": \"[0-9a-f]{16}\", \"teacher_model\": \"\", \"threshold\": 0.5, "
+  const std::regex provenance("\"model\": \"[0-9a-f]{16}\", \"teacher_model\": \"\", \"refiner_model\": "
+                              "\"[0-9a-f]{16}\", \"threshold\": 0.5, "
                               "\"border_mm\": 2.5, \"mirror\": true}");
   EXPECT_EQ(std::distance(std::sregex_iterator(summary.begin(), summary.end(), provenance), std::sregex_iterator()), 3)
     << summary;

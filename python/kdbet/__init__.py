@@ -115,15 +115,19 @@ class Extractor:
             return _to_nibabel(array, like, dtype)
         return array
 
-    def extract(self, image, spacing=None, origin=None, direction=None, threshold=0.5, mirror=False, border=0.0):
+    def extract(
+        self, image, spacing=None, origin=None, direction=None, threshold=0.5, mirror=False, border=0.0, refine=True
+    ):
         """{'mask': uint8 0/1, 'probability': float32, 'brain': float32} on the input's grid.
 
         mirror: test-time augmentation, the network's output averaged over the head as is
         and mirrored left-right (as kdbet extract --mirror; twice the network time).
         border: move the mask's border out (> 0) or in (< 0) by this many mm (as --border).
+        refine: the fine stage at 1 mm for inputs finer than the 2 mm working grid, with the
+        shipped refiner (False: as kdbet extract --no-refinement).
         """
         (array, spacing, origin, direction), kind = self._unpack(image, spacing, origin, direction)
-        result = self.student.extract(array, spacing, origin, direction, threshold, mirror, border)
+        result = self.student.extract(array, spacing, origin, direction, threshold, mirror, border, refine)
         return {
             "mask": self._pack(result["mask"], kind, image, np.uint8),
             "probability": self._pack(result["probability"], kind, image, np.float32),
