@@ -557,9 +557,11 @@ Several volumes (the models are loaded once; a bad input fails alone):
 Options:
       --model FILE         student model (default: the shipped student, below)
       --teacher-model FILE teacher model for -g (default: the shipped teacher)
-      --refiner-model FILE the fine stage's model (default: the shipped refiner)
-      --no-refinement      skip the fine stage: the boundary stays where the
-                           2 mm network put it, interpolated onto the input
+      --refine             the fine stage (experimental, off by default: it gains
+                           on painted heads but loses on real scans, see
+                           docs/fine-stage.md)
+      --refiner-model FILE the fine stage's model (default: the shipped refiner;
+                           implies --refine)
       --device D           auto (default: CUDA when present, else CPU), cpu, cuda, cuda:N
       --threads N          CPU threads for the network (default: all cores)
       --threshold T        brain probability threshold (default 0.5)
@@ -574,10 +576,10 @@ Options:
 Exit status: 0 when every volume succeeded, 1 when any failed (in batch mode
 the others are still done), 2 for a usage error.
 
-Fine stage: for inputs finer than the student's 2 mm grid (some axis below
-1.5 mm), voxels from 8 mm inside to 4 mm outside the student's boundary are
-re-decided at 1 mm by a refiner network that sees the input at that resolution
-(--timings shows it as "refinement").
+Fine stage (--refine): for inputs finer than the student's 2 mm grid (some axis
+below 1.5 mm), voxels from 8 mm inside to 4 mm outside the student's boundary
+are re-decided at 1 mm by a refiner network that sees the input at that
+resolution (--timings shows it as "refinement").
 
 Default models: Data/Models/kdbet_student.kdbm, kdbet_teacher.kdbm and
 kdbet_refiner.kdbm, found
@@ -610,7 +612,7 @@ Extract(int argc, char * argv[])
 {
   const Arguments arguments(argc,
                             argv,
-                            { "--help", "--timings", "--mirror", "--no-refinement" },
+                            { "--help", "--timings", "--mirror", "--refine" },
                             { { "-i", "--input" },
                               { "-o", "--brain" },
                               { "-m", "--mask" },
@@ -624,7 +626,7 @@ Extract(int argc, char * argv[])
   }
   arguments.RejectUnknown({ "--input",   "--brain",   "--mask",          "--probability",   "--teacher-brain",
                             "--qc",      "--list",    "--output-dir",    "--write",         "--pattern",
-                            "--summary", "--model",   "--teacher-model", "--refiner-model", "--no-refinement",
+                            "--summary", "--model",   "--teacher-model", "--refiner-model", "--refine",
                             "--device",  "--threads", "--threshold",     "--border",        "--mirror",
                             "--timings" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
@@ -762,8 +764,7 @@ Extract(int argc, char * argv[])
     models.Student = LoadModel(arguments.Get("--model"), ModelType::RoleEnum::Student);
     models.Student->SetDevice(models.Device);
   }
-  if (needStudent && !arguments.Has("--no-refinement") &&
-      (arguments.Has("--refiner-model") || !ModelType::FindDefaultModelFile(ModelType::RoleEnum::Refiner).empty()))
+  if (needStudent && (arguments.Has("--refine") || arguments.Has("--refiner-model")))
   {
     models.Refiner = LoadModel(arguments.Get("--refiner-model"), ModelType::RoleEnum::Refiner);
     models.Refiner->SetDevice(models.Device);

@@ -36,7 +36,8 @@ namespace itk
  * fine stage re-decides the voxels within a few millimetres of the coarse
  * boundary at the refiner model's spacing (1 mm), from the input at that
  * resolution and the coarse probability (KDBrainExtractionBoundaryRefinement):
- * on by default with the shipped refiner (BoundaryRefinement).
+ * off by default (BoundaryRefinement): the shipped refiner gains on painted
+ * heads and loses on real scans (docs/fine-stage.md).
  *
  * Outputs, all on the input's grid (origin, spacing and direction preserved):
  * - 0: the binary brain mask (0/1), GetMaskOutput();
@@ -89,7 +90,7 @@ public:
   itkSetMacro(MaskBorder, double);
   itkGetConstMacro(MaskBorder, double);
 
-  /** The fine stage, for inputs finer than the working grid (on by default;
+  /** The fine stage, for inputs finer than the working grid (off by default;
    * it needs a refiner: the one set, else the file named, else the shipped
    * default; without any, the coarse result stands). */
   itkSetMacro(BoundaryRefinement, bool);
@@ -140,7 +141,7 @@ private:
   bool   m_KeepLargestComponent{ true };
   bool   m_FillHoles{ true };
   double m_MaskBorder{ 0.0 };
-  bool   m_BoundaryRefinement{ true };
+  bool   m_BoundaryRefinement{ false };
   bool   m_BoundaryRefined{ false };
 
   std::string                 m_RefinerModelFileName;

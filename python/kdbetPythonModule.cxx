@@ -400,7 +400,7 @@ PYBIND11_MODULE(_kdbet, module)
          py::arg("threshold") = 0.5,
          py::arg("mirror") = false,
          py::arg("border") = 0.0,
-         py::arg("refine") = true,
+         py::arg("refine") = false,
          "Student: {'mask': uint8, 'probability': float32, 'brain': float32} on the input's grid. "
          "mirror: also run on the head mirrored left-right and average (twice the network time). "
          "border: move the mask's border out (> 0) or in (< 0) by this many mm. "

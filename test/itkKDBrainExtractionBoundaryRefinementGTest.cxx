@@ -317,6 +317,7 @@ TEST(KDBrainExtractionBoundaryRefinement, StudentFilterRefinesOnlyFinerInputsAnd
     return filter;
   };
   const auto fine = MakeHead(2.0);
+  EXPECT_FALSE(StudentFilterType::New()->GetBoundaryRefinement()); // experimental: off by default
   const auto refined = run(fine, true);
   const auto coarse = run(fine, false);
   EXPECT_TRUE(refined->GetBoundaryRefined());
@@ -343,6 +344,7 @@ TEST(KDBrainExtractionBoundaryRefinement, StudentFilterRefinesOnlyFinerInputsAnd
   filter->SetInput(fine);
   filter->SetModel(student);
   filter->SetRefinerModel(student);
+  filter->BoundaryRefinementOn();
   try
   {
     filter->Update();

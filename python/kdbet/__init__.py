@@ -116,7 +116,7 @@ class Extractor:
         return array
 
     def extract(
-        self, image, spacing=None, origin=None, direction=None, threshold=0.5, mirror=False, border=0.0, refine=True
+        self, image, spacing=None, origin=None, direction=None, threshold=0.5, mirror=False, border=0.0, refine=False
     ):
         """{'mask': uint8 0/1, 'probability': float32, 'brain': float32} on the input's grid.
 
@@ -124,7 +124,7 @@ class Extractor:
         and mirrored left-right (as kdbet extract --mirror; twice the network time).
         border: move the mask's border out (> 0) or in (< 0) by this many mm (as --border).
         refine: the fine stage at 1 mm for inputs finer than the 2 mm working grid, with the
-        shipped refiner (False: as kdbet extract --no-refinement).
+        shipped refiner (as kdbet extract --refine; experimental, off by default).
         """
         (array, spacing, origin, direction), kind = self._unpack(image, spacing, origin, direction)
         result = self.student.extract(array, spacing, origin, direction, threshold, mirror, border, refine)
