@@ -45,6 +45,24 @@ namespace
 {
 using namespace kdbet;
 
+/** The contrast families of --synthetic-contrasts (a comma list), or
+ * \a defaults without it. */
+std::vector<std::string>
+SyntheticContrasts(const Arguments & arguments, const std::vector<std::string> & defaults)
+{
+  if (!arguments.Has("--synthetic-contrasts"))
+  {
+    return defaults;
+  }
+  std::vector<std::string> names;
+  std::istringstream       list(arguments.Get("--synthetic-contrasts"));
+  for (std::string name; std::getline(list, name, ',');)
+  {
+    names.push_back(name);
+  }
+  return names;
+}
+
 /** The training options common to kdbet train and kdbet protocol; the
  * width and the number of steps are read from the options named. */
 itk::KDBrainExtractionTrainer::Options
@@ -86,15 +104,7 @@ TrainingOptions(const Arguments & arguments, ModelType::RoleEnum role, const std
   options.TimeLimitSeconds = arguments.GetNumber("--time-limit", 0.0);
   options.LogFile = arguments.Get("--log");
   options.SyntheticFraction = arguments.GetNumber("--synthetic", 0.0);
-  if (arguments.Has("--synthetic-contrasts"))
-  {
-    options.SyntheticContrasts.clear();
-    std::istringstream list(arguments.Get("--synthetic-contrasts"));
-    for (std::string name; std::getline(list, name, ',');)
-    {
-      options.SyntheticContrasts.push_back(name);
-    }
-  }
+  options.SyntheticContrasts = SyntheticContrasts(arguments, options.SyntheticContrasts);
   options.MaximumIsotropicCoarsening = arguments.GetNumber("--max-coarsening", options.MaximumIsotropicCoarsening);
   options.IntensityRemappingFraction = arguments.GetNumber("--remap-intensities", options.IntensityRemappingFraction);
   options.AtrophyFraction = arguments.GetNumber("--atrophy", options.AtrophyFraction);
@@ -380,15 +390,7 @@ TrainRefiner(const Arguments & arguments, const std::string & commandLine)
   {
     throw UsageError("--max-slab must be between 1 and 10 for a refiner");
   }
-  if (arguments.Has("--synthetic-contrasts"))
-  {
-    options.SyntheticContrasts.clear();
-    std::istringstream list(arguments.Get("--synthetic-contrasts"));
-    for (std::string name; std::getline(list, name, ',');)
-    {
-      options.SyntheticContrasts.push_back(name);
-    }
-  }
+  options.SyntheticContrasts = SyntheticContrasts(arguments, options.SyntheticContrasts);
   options.NumberOfSteps = arguments.GetCount("--steps", options.NumberOfSteps);
   options.BatchSize = arguments.GetCount("--batch", options.BatchSize);
   options.LearningRate = arguments.GetNumber("--lr", options.LearningRate);
