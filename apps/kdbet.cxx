@@ -39,6 +39,8 @@ namespace kdbet
 {
 int
 Extract(int argc, char * argv[]);
+int
+Bids(int argc, char * argv[], const std::string & commandLine);
 }
 
 namespace
@@ -725,6 +727,8 @@ Brain extraction (skull stripping) of 3D head MRI with knowledge-distilled UNet+
 
 Commands:
   extract   brain mask and brain-only image of a head volume (kdbet extract --help)
+  bids      a BIDS dataset's anatomical scans into BIDS derivatives, the BIDS Apps
+            way: kdbet bids BIDS_DIR OUTPUT_DIR participant|group (kdbet bids --help)
   train     train a teacher or student model (kdbet train --help)
   protocol  the paper's evaluation: repeated splits, teacher, baseline and KD students (kdbet protocol --help)
   evaluate  Dice, sensitivity, specificity, HD95 of a mask against a reference
@@ -760,6 +764,10 @@ main(int argc, char * argv[])
     if (command == "extract")
     {
       return kdbet::Extract(argc - 2, argv + 2);
+    }
+    if (command == "bids")
+    {
+      return kdbet::Bids(argc - 2, argv + 2, commandLine);
     }
     if (command == "train")
     {

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <vector>
 #include <zlib.h>
 #include <thread>
@@ -298,6 +299,29 @@ CheckWritable(const std::string & fileName, bool isImage)
   }
 }
 
+void
+WriteTextAtomically(const std::string & text, const std::string & fileName, const std::string & what)
+{
+  std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
+  const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
+                                itksys::SystemTools::GetFilenameName(fileName) + ".kdbet-" +
+                                std::to_string(::getpid());
+  {
+    std::ofstream file(temporary);
+    file << text;
+    file.close(); // a full disk can show only when the last block is written
+    if (file.fail())
+    {
+      std::remove(temporary.c_str());
+      itkGenericExceptionMacro(<< fileName << ": cannot write " << what);
+    }
+  }
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    std::remove(temporary.c_str());
+    itkGenericExceptionMacro(<< fileName << ": cannot move " << what << " into place");
+  }
+}
 
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role)

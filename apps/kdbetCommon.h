@@ -195,6 +195,10 @@ WriteAtomically(const TImage * image, const std::string & fileName)
   }
 }
 
+/** Writes \a text to \a fileName through a temporary name in the same folder
+ * (checked after the flush) and a rename; \a what names the file in errors. */
+void
+WriteTextAtomically(const std::string & text, const std::string & fileName, const std::string & what);
 
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role);

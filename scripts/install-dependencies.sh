@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(build-essential cmake git ca-certificates pkg-config
   libinsighttoolkit5-dev libtorch-dev libeigen3-dev googletest libgtest-dev zlib1g-dev libbenchmark-dev
-  python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest python3-nibabel)
+  libcli11-dev nlohmann-json3-dev
+  python3-dev pybind11-dev python3-numpy python3-scipy python3-pytest python3-nibabel python3-nipype)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
