@@ -41,7 +41,7 @@ int
 Extract(int argc, char * argv[]);
 int
 Bids(int argc, char * argv[], const std::string & commandLine);
-}
+} // namespace kdbet
 
 namespace
 {

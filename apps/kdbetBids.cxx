@@ -116,10 +116,8 @@ ParseScanName(const std::string & name, const std::string & subject, const std::
  * chosen participants and sessions (all when the lists are empty), in
  * subject, session, name order. */
 std::vector<BidsScan>
-FindScans(const std::string &              bidsDirectory,
-          const std::vector<std::string> & participants,
-          const std::vector<std::string> & sessions,
-          const std::vector<std::string> & suffixes)
+FindScans(const std::string & bidsDirectory, const std::vector<std::string> & participants,
+          const std::vector<std::string> & sessions, const std::vector<std::string> & suffixes)
 {
   const auto chosen = [](const std::vector<std::string> & labels, const std::string & label) {
     return labels.empty() || std::find(labels.begin(), labels.end(), label) != labels.end();
@@ -128,7 +126,8 @@ FindScans(const std::string &              bidsDirectory,
   std::set<std::string> subjectsFound;
   for (const auto & subjectFolder : ListFolder(bidsDirectory))
   {
-    if (subjectFolder.rfind("sub-", 0) != 0 || !itksys::SystemTools::FileIsDirectory(bidsDirectory + "/" + subjectFolder))
+    if (subjectFolder.rfind("sub-", 0) != 0 ||
+        !itksys::SystemTools::FileIsDirectory(bidsDirectory + "/" + subjectFolder))
     {
       continue;
     }
@@ -198,7 +197,7 @@ MaskDescription(const BidsScan & scan)
 BidsOutputs
 OutputsOf(const BidsScan & scan, bool qualityControl)
 {
-  BidsOutputs outputs;
+  BidsOutputs       outputs;
   const std::string stem = scan.Folder + "/" + scan.Entities;
   outputs.Mask = stem + "_desc-" + MaskDescription(scan) + "_mask.nii.gz";
   outputs.MaskSidecar = stem + "_desc-" + MaskDescription(scan) + "_mask.json";
@@ -255,11 +254,8 @@ WriteJson(const nlohmann::ordered_json & json, const std::string & fileName)
 /** The sidecars of a scan's mask and brain image (BIDS derivatives: Type and
  * Sources for the mask, SkullStripped and Sources for the brain image). */
 void
-WriteSidecars(const std::string &   outputDirectory,
-              const BidsScan &      scan,
-              const BidsOutputs &   outputs,
-              const Models &        models,
-              const JobResult &     result)
+WriteSidecars(const std::string & outputDirectory, const BidsScan & scan, const BidsOutputs & outputs,
+              const Models & models, const JobResult & result)
 {
   const std::string      rawSource = std::string("bids:") + RawDatasetName + ":" + scan.RelativePath;
   nlohmann::ordered_json brain;
@@ -280,8 +276,7 @@ WriteSidecars(const std::string &   outputDirectory,
 /** dataset_description.json and .bidsignore, when not there yet: tasks of a
  * job array may all try, and the first complete file stays. */
 void
-WriteDatasetDescription(const std::string & bidsDirectory,
-                        const std::string & outputDirectory,
+WriteDatasetDescription(const std::string & bidsDirectory, const std::string & outputDirectory,
                         const std::string & commandLine)
 {
   const std::string descriptionFile = outputDirectory + "/dataset_description.json";
@@ -315,8 +310,8 @@ WriteDatasetDescription(const std::string & bidsDirectory,
 void
 WriteParticipantSummary(const std::string & fileName, const nlohmann::ordered_json & rows)
 {
-  auto               merged = nlohmann::ordered_json::array();
-  std::ifstream      earlier(fileName);
+  auto                  merged = nlohmann::ordered_json::array();
+  std::ifstream         earlier(fileName);
   std::set<std::string> inputs;
   for (const auto & row : rows)
   {
@@ -368,17 +363,10 @@ SummaryName(const std::string & subject)
 }
 
 int
-RunParticipantLevel(const std::string &              bidsDirectory,
-                    const std::string &              outputDirectory,
-                    const std::vector<BidsScan> &    scans,
-                    Models &                         models,
-                    bool                             overwrite,
-                    bool                             qualityControl,
-                    const std::string &              studentFile,
-                    const std::string &              refinerFile,
-                    bool                             refine,
-                    const std::string &              summaryFile,
-                    const std::string &              commandLine)
+RunParticipantLevel(const std::string & bidsDirectory, const std::string & outputDirectory,
+                    const std::vector<BidsScan> & scans, Models & models, bool overwrite, bool qualityControl,
+                    const std::string & studentFile, const std::string & refinerFile, bool refine,
+                    const std::string & summaryFile, const std::string & commandLine)
 {
   if (!itksys::SystemTools::MakeDirectory(outputDirectory + "/logs"))
   {
@@ -440,9 +428,10 @@ RunParticipantLevel(const std::string &              bidsDirectory,
       if (!result.Succeeded)
       {
         // A failed scan leaves no folder of its own behind (rmdir removes only empty ones).
-        for (const auto & folder :
-             { scan.Folder, std::string("sub-") + scan.Subject + "/figures", itksys::SystemTools::GetFilenamePath(scan.Folder),
-               std::string("sub-") + scan.Subject })
+        for (const auto & folder : { scan.Folder,
+                                     std::string("sub-") + scan.Subject + "/figures",
+                                     itksys::SystemTools::GetFilenamePath(scan.Folder),
+                                     std::string("sub-") + scan.Subject })
         {
           ::rmdir((outputDirectory + "/" + folder).c_str());
         }
@@ -498,10 +487,8 @@ RunParticipantLevel(const std::string &              bidsDirectory,
 /** The group level: every chosen scan must have its derivatives; the
  * participants' summaries become one table. */
 int
-RunGroupLevel(const std::string &           outputDirectory,
-              const std::vector<BidsScan> & scans,
-              bool                          qualityControl,
-              const std::string &           summaryFile)
+RunGroupLevel(const std::string & outputDirectory, const std::vector<BidsScan> & scans, bool qualityControl,
+              const std::string & summaryFile)
 {
   std::vector<std::string> missing;
   std::set<std::string>    subjects;
@@ -595,7 +582,8 @@ Bids(int argc, char * argv[], const std::string & commandLine)
   app.add_option("analysis_level", analysisLevel, "participant or group")
     ->required()
     ->check(CLI::IsMember({ "participant", "group" }));
-  app.add_option("--participant-label,--participant_label", participants, "participants (with or without sub-); default all");
+  app.add_option(
+    "--participant-label,--participant_label", participants, "participants (with or without sub-); default all");
   app.add_option("--session-label,--session_label", sessions, "sessions (with or without ses-); default all");
   app.add_option("--suffix", suffixes, "contrasts to process (default T1w T2w PDw FLAIR)")
     ->check(CLI::IsMember({ "T1w", "T2w", "PDw", "FLAIR" }));

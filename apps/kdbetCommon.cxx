@@ -304,8 +304,7 @@ WriteTextAtomically(const std::string & text, const std::string & fileName, cons
 {
   std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
   const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
-                                itksys::SystemTools::GetFilenameName(fileName) + ".kdbet-" +
-                                std::to_string(::getpid());
+                                itksys::SystemTools::GetFilenameName(fileName) + ".kdbet-" + std::to_string(::getpid());
   {
     std::ofstream file(temporary);
     file << text;

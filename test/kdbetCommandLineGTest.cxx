@@ -387,7 +387,7 @@ TEST(kdbetCommandLine, TeacherOnlyWritesTheBrainImageAndNoBrainVolume)
 {
   const std::string input = Write(MakeHead().GetPointer(), "teacher-only.nii.gz");
   const std::string output = Folder() + "/teacher-only_brain.nii.gz";
-  const auto        result = RunKdbet("extract -i '" + input + "' --teacher-brain '" + output + "' --threads 1 --mirror");
+  const auto result = RunKdbet("extract -i '" + input + "' --teacher-brain '" + output + "' --threads 1 --mirror");
   EXPECT_EQ(result.ExitStatus, 0) << result.Output;
   // Without the student there is no mask, so no brain volume to report.
   EXPECT_EQ(result.Output.find("brain volume"), std::string::npos) << result.Output;
