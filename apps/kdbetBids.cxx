@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <regex>
 
@@ -373,6 +374,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
     throw UsageError(outputDirectory + ": cannot create the output folder");
   }
   CheckWritable(outputDirectory + "/logs/summary", false);
+  const auto runStart = Clock::now(); // the task's throughput, model loading included
   LoadModels(models, true, false, refine, studentFile, std::string(), refinerFile);
   WriteDatasetDescription(bidsDirectory, outputDirectory, commandLine);
 
@@ -467,7 +469,8 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
   {
     std::cout << " (" << skipped << " already done, skipped; --overwrite redoes them)";
   }
-  std::cout << "; derivatives in " << outputDirectory << std::endl;
+  std::cout << " in " << std::fixed << std::setprecision(1) << SecondsSince(runStart) << " s; derivatives in "
+            << outputDirectory << std::endl;
   if (failed)
   {
     std::cout << "kdbet bids: " << failed << " failed:" << std::endl;

@@ -31,9 +31,10 @@ array="1-$tasks${KDBET_MAX_TASKS:+%$KDBET_MAX_TASKS}"
 # shellcheck disable=SC2086 # KDBET_SBATCH_OPTIONS is a list of options
 array_job=$(sbatch --parsable --export=ALL --array="$array" --output="$output/logs/slurm-%A_%a.log" \
   ${KDBET_SBATCH_OPTIONS:-} "$here/kdbet-bids-array.sbatch" "$bids" "$output" "$@")
-extra=$(printf ' %q' "$@") # --suffix etc.: the group level checks the same scans
+extra="" # --suffix etc.: the group level checks the same scans
+[ $# -eq 0 ] || extra=$(printf ' %q' "$@")
 # shellcheck disable=SC2086
 group_job=$(sbatch --parsable --export=ALL --dependency="afterany:${array_job%%;*}" --job-name=kdbet-bids-group \
   --output="$output/logs/slurm-%j-group.log" ${KDBET_SBATCH_OPTIONS:-} \
-  --wrap "$(printf '%q' "${KDBET:-kdbet}") bids $(printf '%q %q' "$bids" "$output") group${extra% }")
+  --wrap "$(printf '%q' "${KDBET:-kdbet}") bids $(printf '%q %q' "$bids" "$output") group$extra")
 echo "participants: $count in $tasks array tasks, job $array_job; group level: job $group_job"

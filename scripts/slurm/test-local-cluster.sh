@@ -8,7 +8,7 @@
 # Needs root (munged, slurmd) and Debian's slurm-wlm and munge (installed
 # here if missing). Not part of .ci/run: it starts system daemons.
 #
-#   scripts/slurm/test-local-cluster.sh BUILD_DIR [SUBJECTS] [WORK]
+#   [KDBET_PARTICIPANTS_PER_TASK=N] scripts/slurm/test-local-cluster.sh BUILD_DIR [SUBJECTS] [WORK]
 set -euo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR [SUBJECTS] [WORK]}" && pwd)
 subjects=${2:-10}
@@ -100,13 +100,22 @@ grep -q "^kdbet bids group: $((2 * subjects)) of $((2 * subjects)) scans have th
   "$group_log" || { echo "FAIL: the group level did not find every scan done" >&2; status=1; }
 /usr/bin/python3 "$here/scripts/check-bids-derivatives.py" "$output" --raw "$study" || status=1
 tasks=$(ls "$output"/logs/slurm-*_*.log | wc -l)
-[ "$tasks" -eq "$subjects" ] || { echo "FAIL: $tasks task logs, expected $subjects" >&2; status=1; }
+per_task=${KDBET_PARTICIPANTS_PER_TASK:-1}
+expected_tasks=$(((subjects + per_task - 1) / per_task))
+[ "$tasks" -eq "$expected_tasks" ] || { echo "FAIL: $tasks task logs, expected $expected_tasks" >&2; status=1; }
 rows=$(($(wc -l <"$output/logs/kdbet_group_summary.csv") - 1))
 seconds=$(awk -F, 'NR > 1 {s += $4} END {printf "%.1f", s}' "$output/logs/kdbet_group_summary.csv")
 echo "wall time ${wall} s for $rows scans in $tasks array tasks; summed seconds per scan ${seconds} s"
-echo "per task (seconds in kdbet, scans): "
+# Per task: the scans it did and its seconds from start to end of kdbet bids
+# (models loaded once per task, included).
+total_task_seconds=0
 for log in "$output"/logs/slurm-*_*.log; do
-  echo "  $(basename "$log"): $(grep -c ': ok, ' "$log") scans ok"
+  line=$(grep '^kdbet bids: .* scans done' "$log" || true)
+  seconds=$(sed -n 's/.* in \([0-9.]*\) s; derivatives.*/\1/p' <<<"$line")
+  echo "  $(basename "$log"): $(grep -c ': ok, ' "$log") scans ok in ${seconds:-?} s"
+  total_task_seconds=$(awk -v a="$total_task_seconds" -v b="${seconds:-0}" 'BEGIN {print a + b}')
 done
+awk -v s="$total_task_seconds" -v n="$rows" -v t="$tasks" \
+  'BEGIN {printf "throughput: %.1f s per task on average, %.2f s per scan inside tasks\n", s / t, s / n}'
 [ $status -eq 0 ] && echo "PASS: Slurm array over $subjects participants" || echo "FAIL" >&2
 exit $status
