@@ -396,8 +396,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
     }
     else
     {
-      try
-      {
+      RunAlone(result, start, [&] {
         for (const auto & folder : { scan.Folder, std::string("sub-") + scan.Subject + "/figures" })
         {
           if (!itksys::SystemTools::MakeDirectory(outputDirectory + "/" + folder))
@@ -415,18 +414,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
         }
         RunJob(job, models, progress, result);
         WriteSidecars(outputDirectory, scan, outputs, models, result);
-        result.Succeeded = true;
-      }
-      catch (const itk::ExceptionObject & error)
-      {
-        result.Message = DescribeError(error);
-      }
-      catch (const std::exception & error)
-      {
-        result.Message = error.what();
-      }
-      result.Message = result.Message.substr(0, result.Message.find('\n'));
-      result.Seconds = SecondsSince(start);
+      });
       if (!result.Succeeded)
       {
         // A failed scan leaves no folder of its own behind (rmdir removes only empty ones).

@@ -236,6 +236,26 @@ LoadModels(Models & models, bool needStudent, bool needTeacher, bool refine, con
 }
 
 void
+RunAlone(JobResult & result, Clock::time_point start, const std::function<void()> & work)
+{
+  try
+  {
+    work();
+    result.Succeeded = true;
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    result.Message = DescribeError(error);
+  }
+  catch (const std::exception & error)
+  {
+    result.Message = error.what();
+  }
+  result.Message = result.Message.substr(0, result.Message.find('\n'));
+  result.Seconds = SecondsSince(start);
+}
+
+void
 RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobResult & result)
 {
   auto       start = Clock::now();

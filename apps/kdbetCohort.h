@@ -24,6 +24,7 @@
 #include "kdbetCommon.h"
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 namespace kdbet
@@ -126,6 +127,11 @@ LoadModels(Models & models, bool needStudent, bool needTeacher, bool refine, con
  * written nothing under a final name. */
 void
 RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobResult & result);
+
+/** Runs one volume's work: a failure becomes the result's one-line message
+ * instead of ending the cohort; records the seconds since start. */
+void
+RunAlone(JobResult & result, Clock::time_point start, const std::function<void()> & work);
 
 /** The summary table, CSV or JSON by the file's extension, written
  * atomically. Each row also records the models (checksums) and settings that

@@ -373,21 +373,7 @@ Extract(int argc, char * argv[])
     result.Input = jobs[index].Input;
     progress.StartVolume(index, jobs[index].Input, "reading");
     const auto start = Clock::now();
-    try
-    {
-      RunJob(jobs[index], models, progress, result);
-      result.Succeeded = true;
-    }
-    catch (const itk::ExceptionObject & error)
-    {
-      result.Message = DescribeError(error);
-    }
-    catch (const std::exception & error)
-    {
-      result.Message = error.what();
-    }
-    result.Message = result.Message.substr(0, result.Message.find('\n'));
-    result.Seconds = SecondsSince(start);
+    RunAlone(result, start, [&] { RunJob(jobs[index], models, progress, result); });
     if (single)
     {
       if (!result.Succeeded)
