@@ -17,6 +17,7 @@ itk_module(KDBrainExtraction
     ITKDistanceMap
     ITKSmoothing
     ITKIOImageBase
+    ITKZLIB
   TEST_DEPENDS
     ITKTestKernel
     ITKIONIFTI

@@ -108,7 +108,7 @@ std::string
 InputStem(const std::string & input)
 {
   const std::string name = itksys::SystemTools::GetFilenameName(input);
-  return name.substr(0, name.size() - ImageExtension(input).size());
+  return name.substr(0, name.size() - itk::KDBrainExtractionInputFile::ImageExtension(input).size());
 }
 
 bool
@@ -117,7 +117,8 @@ LooksLikeImage(const std::string & fileName)
   static const std::set<std::string> extensions{ ".nii.gz", ".nii", ".nrrd", ".nhdr",   ".mha",
                                                  ".mhd",    ".hdr", ".img",  ".img.gz", ".mgz" };
   const std::string                  name = itksys::SystemTools::GetFilenameName(fileName);
-  return !name.empty() && name[0] != '.' && extensions.count(itksys::SystemTools::LowerCase(ImageExtension(fileName)));
+  return !name.empty() && name[0] != '.' &&
+         extensions.count(itksys::SystemTools::LowerCase(itk::KDBrainExtractionInputFile::ImageExtension(fileName)));
 }
 
 ProgressDisplay::ProgressDisplay(std::size_t numberOfVolumes)
@@ -210,6 +211,10 @@ void
 LoadModels(Models & models, bool needStudent, bool needTeacher, bool refine, const std::string & studentFile,
            const std::string & teacherFile, const std::string & refinerFile)
 {
+  if (models.Threads > ModelType::MaximumNumberOfThreads)
+  {
+    throw UsageError("--threads must be at most " + std::to_string(ModelType::MaximumNumberOfThreads));
+  }
   if (!(models.Threshold > 0.0 && models.Threshold < 1.0))
   {
     throw UsageError("--threshold must be between 0 and 1");
@@ -259,7 +264,7 @@ void
 RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobResult & result)
 {
   auto       start = Clock::now();
-  const auto image = ReadHeadImage(job.Input);
+  const auto image = itk::KDBrainExtractionInputFile::ReadHeadImage(job.Input);
   result.Stages["read"] = SecondsSince(start);
 
   // Everything is computed before anything is written, so a failure leaves

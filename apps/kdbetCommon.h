@@ -21,6 +21,7 @@
 #define kdbetCommon_h
 
 #include "itkImageFileWriter.h"
+#include "itkKDBrainExtractionInputFile.h"
 #include "itkKDBrainExtractionTorchModel.h"
 #include "itksys/SystemTools.hxx"
 
@@ -144,15 +145,6 @@ private:
 unsigned int
 DefaultNumberOfThreads();
 
-/** Reads a scalar 3D image as float, refusing what brain extraction cannot
- * use with a message that names the file and the problem. */
-ImageType::Pointer
-ReadHeadImage(const std::string & fileName);
-
-/** The extension of an image file name, double ones (.nii.gz) included. */
-std::string
-ImageExtension(const std::string & fileName);
-
 /** The first line of an exception's description, without ITK's "ITK ERROR: "
  * prefix: what a person needs, on one line. */
 std::string
@@ -170,7 +162,7 @@ void
 WriteAtomically(const TImage * image, const std::string & fileName)
 {
   std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string extension = ImageExtension(fileName);
+  const std::string extension = itk::KDBrainExtractionInputFile::ImageExtension(fileName);
   const std::string name = itksys::SystemTools::GetFilenameName(fileName);
   const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
                                 name.substr(0, name.size() - extension.size()) + ".kdbet-" +

@@ -67,6 +67,14 @@ CollectInputs(const std::vector<std::string> & inputs, const std::vector<std::st
   }
   for (const auto & list : lists)
   {
+    try
+    {
+      itk::KDBrainExtractionInputFile::CheckFile(list); // not a FIFO, device or folder
+    }
+    catch (const itk::ExceptionObject & error)
+    {
+      throw UsageError(DescribeError(error) + " (the --list file)");
+    }
     std::ifstream stream(list);
     if (!stream)
     {

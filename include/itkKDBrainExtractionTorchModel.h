@@ -152,9 +152,11 @@ public:
   static bool
   IsCudaAvailable();
 
-  /** Threads of LibTorch's intra-op pool (process-wide); 0 leaves it as it is. */
+  /** Threads of LibTorch's intra-op pool (process-wide); 0 leaves it as it
+   * is. Throws above MaximumNumberOfThreads. */
   static void
-  SetNumberOfThreads(unsigned int threads);
+                                SetNumberOfThreads(unsigned int threads);
+  static constexpr unsigned int MaximumNumberOfThreads = 1024;
   static unsigned int
   GetNumberOfThreads();
 
@@ -226,8 +228,9 @@ public:
                      KDBrainExtractionPreprocessing::IntensityWindow & window,
                      const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
 
-  /** The model shipped as default for \a role: $KDBET_MODEL_DIR, the install
-   * tree, then the build and source trees. Empty if none is found. */
+  /** The model shipped as default for \a role: in $KDBET_MODEL_DIR when it
+   * is set (and only there), else the install tree, then the source tree.
+   * Empty if none is found. */
   static std::string
   FindDefaultModelFile(RoleEnum role);
 

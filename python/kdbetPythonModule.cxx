@@ -17,6 +17,7 @@
  *=========================================================================*/
 // _kdbet: the module's filters for Python, on NumPy arrays. The Python package
 // kdbet (kdbet/__init__.py) adds itk.Image and nibabel support on top.
+#include "itkKDBrainExtractionInputFile.h"
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkKDStudentMaskFilter.h"
@@ -150,6 +151,11 @@ public:
     : m_Device(device)
     , m_Threads(threads)
   {
+    if (threads > ModelType::MaximumNumberOfThreads)
+    {
+      throw py::value_error("threads must be at most " + std::to_string(ModelType::MaximumNumberOfThreads) + ", got " +
+                            std::to_string(threads));
+    }
     if (role != "student" && role != "teacher")
     {
       throw py::value_error("role must be 'student' or 'teacher', got '" + role + "'");
@@ -281,14 +287,13 @@ private:
 py::tuple
 ReadImage(const std::string & fileName)
 {
-  auto reader = itk::ImageFileReader<ImageType>::New();
-  reader->SetFileName(fileName);
+  // The CLI's checks: the file, every header field, the stored voxels.
+  ImageType::Pointer image;
   {
     py::gil_scoped_release release;
-    reader->Update();
+    image = itk::KDBrainExtractionInputFile::ReadImage(fileName);
   }
-  ImageType * image = reader->GetOutput();
-  py::list    direction;
+  py::list direction;
   for (unsigned int row = 0; row < 3; ++row)
   {
     for (unsigned int column = 0; column < 3; ++column)
@@ -298,7 +303,7 @@ ReadImage(const std::string & fileName)
   }
   const auto & spacing = image->GetSpacing();
   const auto & origin = image->GetOrigin();
-  return py::make_tuple(TakeBuffer(image),
+  return py::make_tuple(TakeBuffer(image.GetPointer()),
                         py::make_tuple(spacing[0], spacing[1], spacing[2]),
                         py::make_tuple(origin[0], origin[1], origin[2]),
                         direction);

@@ -16,6 +16,7 @@
  *
  *=========================================================================*/
 #include "itkKDBrainExtractionPreprocessing.h"
+#include "itkKDBrainExtractionInputFile.h"
 
 #include "itkBinaryThresholdImageFilter.h"
 #include "itkCastImageFilter.h"
@@ -68,6 +69,7 @@ KDBrainExtractionPreprocessing::VerifyImage(const ImageType * image, const std::
   {
     itkGenericExceptionMacro(<< description << ": no image");
   }
+  const auto &      limits = KDBrainExtractionInputFile::GetLimits();
   const auto        size = image->GetLargestPossibleRegion().GetSize();
   const std::size_t numberOfVoxels = image->GetLargestPossibleRegion().GetNumberOfPixels();
   if (numberOfVoxels == 0)
@@ -81,17 +83,37 @@ KDBrainExtractionPreprocessing::VerifyImage(const ImageType * image, const std::
       itkGenericExceptionMacro(<< description << ": the image is not a 3D head volume (size " << SizeToString(size)
                                << "; every axis needs at least 8 voxels)");
     }
+    // Bounded, not only positive: a 1e30 mm voxel overflows the working
+    // grid's size computations.
     const double spacing = image->GetSpacing()[d];
-    if (!(spacing > 0.0) || !std::isfinite(spacing))
+    if (!(spacing >= limits.MinimumSpacing && spacing <= limits.MaximumSpacing))
     {
-      itkGenericExceptionMacro(<< description << ": invalid voxel spacing " << image->GetSpacing()
-                               << " (must be finite and positive)");
+      itkGenericExceptionMacro(<< description << ": invalid voxel spacing " << image->GetSpacing() << " (each must be "
+                               << "between " << limits.MinimumSpacing << " and " << limits.MaximumSpacing << " mm)");
+    }
+    if (!(std::abs(image->GetOrigin()[d]) <= limits.MaximumCoordinate))
+    {
+      itkGenericExceptionMacro(<< description << ": invalid origin " << image->GetOrigin() << " (each coordinate must "
+                               << "be finite and within " << limits.MaximumCoordinate << " mm)");
     }
   }
-  const double determinant = vnl_determinant(image->GetDirection().GetVnlMatrix());
+  const auto & direction = image->GetDirection();
+  const double determinant = vnl_determinant(direction.GetVnlMatrix());
   if (!(std::abs(determinant) > 1e-6) || !std::isfinite(determinant))
   {
     itkGenericExceptionMacro(<< description << ": the direction matrix is singular");
+  }
+  const auto product = direction.GetTranspose() * direction.GetVnlMatrix();
+  for (unsigned int row = 0; row < 3; ++row)
+  {
+    for (unsigned int column = 0; column < 3; ++column)
+    {
+      if (!(std::abs(product(row, column) - (row == column ? 1.0 : 0.0)) < 1e-3))
+      {
+        itkGenericExceptionMacro(<< description << ": the direction matrix is not orthonormal (a rotation, "
+                                 << "possibly with a flip, is needed)");
+      }
+    }
   }
   if (image->GetBufferPointer() == nullptr ||
       image->GetBufferedRegion().GetNumberOfPixels() != image->GetLargestPossibleRegion().GetNumberOfPixels())

@@ -16,6 +16,7 @@
  *
  *=========================================================================*/
 #include "itkKDBrainExtractionTorchModelImplementation.h"
+#include "itkKDBrainExtractionInputFile.h"
 
 #include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionTensorBridge.h"
@@ -415,6 +416,8 @@ KDBrainExtractionTorchModel::AverageWeightsOf(const std::vector<ConstPointer> & 
 void
 KDBrainExtractionTorchModel::Load(const std::string & fileName)
 {
+  // A FIFO or /dev/zero would block or fill memory before any check.
+  KDBrainExtractionInputFile::CheckFile(fileName);
   std::ifstream file(fileName, std::ios::binary);
   if (!file)
   {
@@ -512,6 +515,23 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
     RequireEntry(entries, "preprocessing.upper_percentile", fileName), "upper_percentile", fileName);
   c.MaximumNumberOfVoxels = ParseNumber<std::size_t>(
     RequireEntry(entries, "preprocessing.maximum_voxels", fileName), "maximum_voxels", fileName);
+  // Bounds before the network is built: a header asking for base_width 3000
+  // would allocate tens of GB before the weights could disagree.
+  if (a.Depth < 1 || a.Depth > 6 || a.BaseWidth < 1 || a.BaseWidth > 256 || !(a.Dropout >= 0.0 && a.Dropout < 1.0))
+  {
+    itkExceptionMacro(<< fileName << ": implausible architecture in the model header (depth " << a.Depth
+                      << ", base width " << a.BaseWidth << ", dropout " << a.Dropout
+                      << "; this build reads depth 1-6, base width 1-256)");
+  }
+  if (c.SizeMultiple < 1 || c.SizeMultiple > 1024 ||
+      !(c.WorkingSpacing[0] <= 20.0 && c.WorkingSpacing[1] <= 20.0 && c.WorkingSpacing[2] <= 20.0 &&
+        c.WorkingSpacing[0] >= 0.1 && c.WorkingSpacing[1] >= 0.1 && c.WorkingSpacing[2] >= 0.1) ||
+      !(c.LowerPercentile >= 0.0 && c.LowerPercentile < c.UpperPercentile && c.UpperPercentile <= 100.0) ||
+      c.MaximumNumberOfVoxels < 1 ||
+      c.MaximumNumberOfVoxels > KDBrainExtractionInputFile::GetLimits().MaximumNumberOfVoxels)
+  {
+    itkExceptionMacro(<< fileName << ": implausible preprocessing contract in the model header");
+  }
   for (const auto & entry : entries)
   {
     if (entry.first.rfind("info.", 0) == 0)
@@ -733,6 +753,11 @@ KDBrainExtractionTorchModel::IsCudaAvailable()
 void
 KDBrainExtractionTorchModel::SetNumberOfThreads(unsigned int threads)
 {
+  // LibTorch starts every thread it is asked for: 100000 never returns.
+  if (threads > MaximumNumberOfThreads)
+  {
+    itkGenericExceptionMacro(<< threads << " threads asked for; at most " << MaximumNumberOfThreads);
+  }
   if (threads > 0 && static_cast<int>(threads) != at::get_num_threads())
   {
     at::set_num_threads(static_cast<int>(threads));
@@ -1029,12 +1054,17 @@ KDBrainExtractionTorchModel::FindDefaultModelFile(RoleEnum role)
 {
   const std::string        name = "kdbet_" + RoleToString(role) + ".kdbm";
   std::vector<std::string> directories;
-  if (const char * environment = std::getenv("KDBET_MODEL_DIR"))
+  const char *             environment = std::getenv("KDBET_MODEL_DIR");
+  if (environment != nullptr && *environment != '\0')
   {
+    // Only there: falling back to other models would run what was not asked for.
     directories.emplace_back(environment);
   }
-  directories.emplace_back(KDBrainExtraction_INSTALL_MODEL_DIR);
-  directories.emplace_back(KDBrainExtraction_SOURCE_MODEL_DIR);
+  else
+  {
+    directories.emplace_back(KDBrainExtraction_INSTALL_MODEL_DIR);
+    directories.emplace_back(KDBrainExtraction_SOURCE_MODEL_DIR);
+  }
   for (const auto & directory : directories)
   {
     if (!directory.empty() && itksys::SystemTools::FileExists(directory + "/" + name, true))

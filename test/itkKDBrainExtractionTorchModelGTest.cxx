@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <sys/stat.h>
 #include <iterator>
 
 namespace
@@ -65,6 +66,30 @@ Fnv1a64(const std::string & text)
     hash *= 1099511628211ull;
   }
   return hash;
+}
+
+/** \a bytes (a model file) with the header entry that starts with \a entry
+ * replaced by \a replacement, lengths and checksum made valid again. */
+std::string
+WithHeaderEntry(const std::string & bytes, const std::string & entry, const std::string & replacement)
+{
+  uint64_t headerLength = 0;
+  std::memcpy(&headerLength, bytes.data() + 12, sizeof(headerLength));
+  std::string       header = bytes.substr(20, headerLength);
+  const std::string payload = bytes.substr(20 + headerLength + 8, bytes.size() - 20 - headerLength - 16);
+  const auto        at = header.find(entry);
+  const auto        end = header.find('\n', at);
+  header.replace(at, end - at, replacement);
+  std::string result = bytes.substr(0, 12);
+  headerLength = header.size();
+  result.append(reinterpret_cast<const char *>(&headerLength), sizeof(headerLength));
+  result += header;
+  const uint64_t payloadLength = payload.size();
+  result.append(reinterpret_cast<const char *>(&payloadLength), sizeof(payloadLength));
+  result += payload;
+  const uint64_t checksum = Fnv1a64(header + payload);
+  result.append(reinterpret_cast<const char *>(&checksum), sizeof(checksum));
+  return result;
 }
 
 std::string
@@ -188,7 +213,8 @@ TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
   model->Save(fileName);
   const std::string bytes = ReadBytes(fileName);
 
-  EXPECT_NE(LoadError(TemporaryFile("does-not-exist.kdbm")).find("cannot open the model file"), std::string::npos);
+  EXPECT_NE(LoadError(TemporaryFile("does-not-exist.kdbm")).find("does-not-exist.kdbm: no such file"),
+            std::string::npos);
 
   const std::string truncated = TemporaryFile("truncated.kdbm");
   WriteBytes(truncated, bytes.substr(0, bytes.size() / 2));
@@ -206,7 +232,14 @@ TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
 
   const std::string empty = TemporaryFile("empty.kdbm");
   WriteBytes(empty, "");
-  EXPECT_NE(LoadError(empty).find("not a KDBrainExtraction model file"), std::string::npos);
+  EXPECT_NE(LoadError(empty).find("empty.kdbm: an empty file"), std::string::npos);
+
+  // A FIFO would block the reader forever; /dev/zero would fill memory.
+  const std::string fifo = TemporaryFile("fifo.kdbm");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(LoadError(fifo).find("fifo.kdbm: not a regular file"), std::string::npos) << LoadError(fifo);
+  EXPECT_NE(LoadError("/dev/zero").find("/dev/zero: not a regular file"), std::string::npos);
 
   // A header that disagrees with the weights, with a valid checksum.
   std::string mismatched = bytes;
@@ -226,6 +259,16 @@ TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
   WriteBytes(wrongArchitecture, mismatched);
   EXPECT_NE(LoadError(wrongArchitecture).find("do not match the architecture"), std::string::npos)
     << LoadError(wrongArchitecture);
+
+  // A header asking for a network of tens of GB, with a valid checksum: refused
+  // before anything is built.
+  const std::string huge = TemporaryFile("huge-architecture.kdbm");
+  WriteBytes(huge, WithHeaderEntry(bytes, "architecture.base_width=4", "architecture.base_width=3000"));
+  EXPECT_NE(LoadError(huge).find("huge-architecture.kdbm: implausible architecture"), std::string::npos)
+    << LoadError(huge);
+  const std::string deep = TemporaryFile("deep-architecture.kdbm");
+  WriteBytes(deep, WithHeaderEntry(bytes, "architecture.depth=", "architecture.depth=9"));
+  EXPECT_NE(LoadError(deep).find("implausible architecture"), std::string::npos) << LoadError(deep);
 }
 
 TEST(KDBrainExtractionTorchModel, DeviceSelection)

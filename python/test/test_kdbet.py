@@ -117,7 +117,7 @@ def test_bad_model_raises(output_dir):
         stream.write(b"not a model")
     with pytest.raises(kdbet.ExtractionError, match="corrupt.kdbm: not a KDBrainExtraction model file"):
         kdbet.Model(corrupt)
-    with pytest.raises(kdbet.ExtractionError, match="no-such.kdbm: cannot open the model file"):
+    with pytest.raises(kdbet.ExtractionError, match="no-such.kdbm: no such file"):
         kdbet.Model(os.path.join(output_dir, "no-such.kdbm"))
 
 

@@ -1,0 +1,150 @@
+"""Hostile inputs (test/hostile/hostile_nifti.py: every NIfTI header field
+kdbet trusts, damaged containers, special files) through kdbet extract, a
+batch, and the Python module: no crash, no hang, a one-line error naming the
+file, and nothing written for a refused input.
+
+Every variant goes through a batch (one process) and the Python module (one
+worker, restarted after a crash); a sample goes through single-file runs,
+whose exit codes and stderr are checked too. `run_hostile.py` runs every
+variant as a single-file run (by hand: a few minutes)."""
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+import hostile_nifti
+import run_hostile
+
+
+@pytest.fixture(scope="module")
+def variants(work_dir):
+    return run_hostile.write_variants(os.path.join(work_dir, "inputs"))
+
+
+def format_problems(problems):
+    return "\n".join(f"{name}: {'; '.join(found)}" for name, found in sorted(problems.items()))
+
+
+def test_there_are_hundreds_of_variants(variants):
+    assert len(variants) >= 150
+    assert {expectation for _, expectation, _ in variants} == {"refuse", "accept", "either"}
+
+
+def test_batch_refuses_each_bad_file_alone_and_writes_the_summary(kdbet, work_dir, variants):
+    output = os.path.join(work_dir, "batch")
+    summary = os.path.join(output, "summary.json")
+    os.makedirs(output, exist_ok=True)
+    result = subprocess.run([kdbet, "extract", "-i", os.path.join(work_dir, "inputs"), "--output-dir", output,
+                             "--write", "mask", "--summary", summary, "-t", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    with open(summary) as stream:
+        rows = {row["input"]: row for row in json.load(stream)}
+    problems = {}
+    for name, expectation, path in variants:
+        row = rows.get(path)
+        mask = os.path.join(output, os.path.basename(path)[: -len(".nii.gz")] + "_mask.nii.gz")
+        found = []
+        if row is None:
+            found.append("no summary row")
+        elif row["status"] == "failed":
+            if expectation == "accept":
+                found.append(f"refused: {row['message']}")
+            if "\n" in row["message"] or not row["message"].startswith(path + ": "):
+                found.append(f"the message does not start with the file: {row['message'][:200]}")
+            if os.path.exists(mask):
+                found.append("a mask was written")
+        elif row["status"] == "ok":
+            if expectation == "refuse":
+                found.append("accepted")
+            if not os.path.exists(mask):
+                found.append("no mask")
+        if found:
+            problems[name] = found
+    assert not problems, format_problems(problems)
+    leftovers = [f for f in os.listdir(output) if f.startswith(".")]
+    assert not leftovers, leftovers
+
+
+def test_single_runs_exit_with_one_line_naming_the_file(kdbet, variants):
+    # Every fourth variant, and every expected acceptance (they must write).
+    sample = [v for index, v in enumerate(variants) if index % 4 == 0 or v[1] == "accept"]
+    problems = {}
+    for name, expectation, path in sample:
+        _, found = run_hostile.run_cli(kdbet, name, expectation, path, dict(os.environ))
+        if found:
+            problems[name] = found
+    assert not problems, format_problems(problems)
+
+
+def test_python_read_image_and_extract(python_dir, variants):
+    if not python_dir:
+        pytest.skip("the Python module is not built")
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = python_dir + os.pathsep + environment.get("PYTHONPATH", "")
+    problems = run_hostile.run_python(variants, environment)
+    assert not problems, format_problems(problems)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "symlink-loop", "missing"])
+def test_special_files_are_refused_without_blocking(kdbet, work_dir, kind):
+    folder = os.path.join(work_dir, "special")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{kind}.nii.gz")
+    if os.path.lexists(path):
+        os.remove(path) if not os.path.isdir(path) else os.rmdir(path)
+    expected = {"fifo": "not a regular file", "device": "not a regular file",
+                "symlink-loop": "a loop of symbolic links", "missing": "no such file"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # a reader that opens it blocks until a writer comes: never, here
+    elif kind == "device":
+        os.symlink("/dev/zero", path)
+    elif kind == "symlink-loop":
+        os.symlink(path, path)
+    mask = os.path.join(folder, f"{kind}_mask.nii.gz")
+    result = subprocess.run([kdbet, "extract", "-i", path, "-m", mask], capture_output=True, text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode in (1, 2), result.stderr
+    assert len(lines) == 1 and path in lines[0] and expected in lines[0], result.stderr
+    assert not os.path.exists(mask)
+
+
+def test_fifo_model_is_refused_without_blocking(kdbet, work_dir, variants):
+    fifo = os.path.join(work_dir, "model-fifo.kdbm")
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    head = next(path for name, _, path in variants if name == "valid")
+    result = subprocess.run([kdbet, "extract", "-i", head, "-m", os.path.join(work_dir, "never_mask.nii.gz"),
+                             "--model", fifo], capture_output=True, text=True, timeout=60)
+    assert result.returncode in (1, 2), result.stderr
+    assert fifo in result.stderr and "not a regular file" in result.stderr, result.stderr
+
+
+def test_fifo_list_is_refused_without_blocking(kdbet, work_dir):
+    fifo = os.path.join(work_dir, "list-fifo.txt")
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    result = subprocess.run([kdbet, "extract", "--list", fifo, "--output-dir", work_dir],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+
+
+def test_absurd_thread_counts_are_usage_errors(kdbet, work_dir, variants):
+    head = next(path for name, _, path in variants if name == "valid")
+    result = subprocess.run([kdbet, "extract", "-i", head, "-m", os.path.join(work_dir, "threads_mask.nii.gz"),
+                             "-t", "100000"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--threads must be at most" in result.stderr, result.stderr
+    assert not os.path.exists(os.path.join(work_dir, "threads_mask.nii.gz"))
+
+
+def test_a_model_folder_without_models_does_not_fall_back(kdbet, work_dir, variants):
+    empty = os.path.join(work_dir, "no-models")
+    os.makedirs(empty, exist_ok=True)
+    head = next(path for name, _, path in variants if name == "valid")
+    environment = dict(os.environ, KDBET_MODEL_DIR=empty)
+    result = subprocess.run([kdbet, "extract", "-i", head, "-m", os.path.join(work_dir, "fallback_mask.nii.gz")],
+                            capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode == 1, result.stderr
+    assert f"{empty}: no kdbet_student.kdbm in this folder" in result.stderr, result.stderr
