@@ -249,7 +249,7 @@ ExtractionRecord(const Models & models, const JobResult & result)
 void
 WriteJson(const nlohmann::ordered_json & json, const std::string & fileName)
 {
-  WriteTextAtomically(json.dump(2) + "\n", fileName, "the JSON file");
+  itk::KDBrainExtractionOutputFile::WriteBytes(json.dump(2) + "\n", fileName, "the JSON file");
 }
 
 /** The sidecars of a scan's mask and brain image (BIDS derivatives: Type and
@@ -301,7 +301,7 @@ WriteDatasetDescription(const std::string & bidsDirectory, const std::string & o
   const std::string ignoreFile = outputDirectory + "/.bidsignore";
   if (!itksys::SystemTools::FileExists(ignoreFile, true))
   {
-    WriteTextAtomically("*/figures/\nlogs/\n", ignoreFile, "the .bidsignore file");
+    itk::KDBrainExtractionOutputFile::WriteBytes("*/figures/\nlogs/\n", ignoreFile, "the .bidsignore file");
   }
 }
 
@@ -373,7 +373,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
   {
     throw UsageError(outputDirectory + ": cannot create the output folder");
   }
-  CheckWritable(outputDirectory + "/logs/summary", false);
+  itk::KDBrainExtractionOutputFile::CheckOutputName(outputDirectory + "/logs/summary", false);
   const auto runStart = Clock::now(); // the task's throughput, model loading included
   LoadModels(models, true, false, refine, studentFile, std::string(), refinerFile);
   WriteDatasetDescription(bidsDirectory, outputDirectory, commandLine);

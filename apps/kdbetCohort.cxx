@@ -28,6 +28,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 
 namespace kdbet
 {
@@ -240,6 +241,58 @@ LoadModels(Models & models, bool needStudent, bool needTeacher, bool refine, con
   }
 }
 
+namespace
+{
+/** One spelling per file: the real path of what exists, else that of its
+ * folder with the name. */
+std::string
+CanonicalPath(const std::string & fileName)
+{
+  if (itksys::SystemTools::FileExists(fileName))
+  {
+    return itksys::SystemTools::GetRealPath(itksys::SystemTools::CollapseFullPath(fileName));
+  }
+  const std::string full = itksys::SystemTools::CollapseFullPath(fileName);
+  return itksys::SystemTools::GetRealPath(itksys::SystemTools::GetFilenamePath(full)) + "/" +
+         itksys::SystemTools::GetFilenameName(full);
+}
+} // namespace
+
+void
+CheckOutputsAreNew(const std::vector<Job> & jobs, const std::string & summaryFile)
+{
+  std::map<std::string, std::string> inputs; // canonical -> as given
+  for (const auto & job : jobs)
+  {
+    inputs.emplace(CanonicalPath(job.Input), job.Input);
+  }
+  std::map<std::string, std::string> outputs;
+  auto                               claim = [&inputs, &outputs](const std::string & file, const std::string & what) {
+    const std::string canonical = CanonicalPath(file);
+    const auto        input = inputs.find(canonical);
+    if (input != inputs.end())
+    {
+      throw UsageError(file + ": the " + what + " would overwrite the input " + input->second);
+    }
+    const auto taken = outputs.emplace(canonical, what);
+    if (!taken.second)
+    {
+      throw UsageError(file + ": named as two outputs (" + taken.first->second + " and " + what + ")");
+    }
+  };
+  for (const auto & job : jobs)
+  {
+    for (const auto & output : job.Outputs)
+    {
+      claim(output.second, output.first + " of " + job.Input);
+    }
+  }
+  if (!summaryFile.empty())
+  {
+    claim(summaryFile, "summary");
+  }
+}
+
 void
 RunAlone(JobResult & result, Clock::time_point start, const std::function<void()> & work)
 {
@@ -320,36 +373,73 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     result.Device = models.Teacher->GetDevice();
   }
 
+  // Every output is written and checked under a temporary name first, then
+  // all are renamed: a failure part-way leaves none of this run's outputs.
   start = Clock::now();
+  std::vector<std::pair<std::string, std::string>> staged; // temporary, final
+  try
+  {
+    for (const auto & kind : OutputKinds)
+    {
+      const auto output = job.Outputs.find(kind);
+      if (output == job.Outputs.end())
+      {
+        continue;
+      }
+      const std::string & file = output->second;
+      std::string         temporary;
+      if (kind == "mask")
+      {
+        temporary = itk::KDBrainExtractionOutputFile::StageImage(student->GetMaskOutput(), file);
+      }
+      else if (kind == "brain")
+      {
+        temporary = itk::KDBrainExtractionOutputFile::StageImage(student->GetMaskedOutput(), file);
+      }
+      else if (kind == "probability")
+      {
+        temporary = itk::KDBrainExtractionOutputFile::StageImage(student->GetProbabilityOutput(), file);
+      }
+      else if (kind == "teacher-brain")
+      {
+        temporary = itk::KDBrainExtractionOutputFile::StageImage(teacher->GetOutput(), file);
+      }
+      else if (kind == "qc")
+      {
+        temporary = StageQualityControlPicture(image, student->GetMaskOutput(), file);
+      }
+      staged.emplace_back(temporary, file);
+    }
+  }
+  catch (...)
+  {
+    for (const auto & file : staged)
+    {
+      std::remove(file.first.c_str());
+    }
+    throw;
+  }
+  for (std::size_t index = 0; index < staged.size(); ++index)
+  {
+    try
+    {
+      itk::KDBrainExtractionOutputFile::MoveIntoPlace(staged[index].first, staged[index].second);
+    }
+    catch (...)
+    {
+      for (std::size_t later = index + 1; later < staged.size(); ++later)
+      {
+        std::remove(staged[later].first.c_str());
+      }
+      throw;
+    }
+  }
   for (const auto & kind : OutputKinds)
   {
-    const auto output = job.Outputs.find(kind);
-    if (output == job.Outputs.end())
+    if (job.Outputs.count(kind))
     {
-      continue;
+      result.Written.push_back(kind + " " + job.Outputs.at(kind));
     }
-    const std::string & file = output->second;
-    if (kind == "mask")
-    {
-      WriteAtomically(student->GetMaskOutput(), file);
-    }
-    else if (kind == "brain")
-    {
-      WriteAtomically(student->GetMaskedOutput(), file);
-    }
-    else if (kind == "probability")
-    {
-      WriteAtomically(student->GetProbabilityOutput(), file);
-    }
-    else if (kind == "teacher-brain")
-    {
-      WriteAtomically(teacher->GetOutput(), file);
-    }
-    else if (kind == "qc")
-    {
-      WriteQualityControlPicture(image, student->GetMaskOutput(), file);
-    }
-    result.Written.push_back(kind + " " + file);
   }
   result.Stages["write"] = SecondsSince(start);
 }
@@ -427,7 +517,7 @@ WriteSummaryRows(const nlohmann::ordered_json & rows, const std::string & fileNa
       text << "\n";
     }
   }
-  WriteTextAtomically(text.str(), fileName, "the summary");
+  itk::KDBrainExtractionOutputFile::WriteBytes(text.str(), fileName, "the summary");
 }
 
 void

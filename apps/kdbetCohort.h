@@ -128,6 +128,12 @@ LoadModels(Models & models, bool needStudent, bool needTeacher, bool refine, con
 void
 RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobResult & result);
 
+/** Throws a UsageError, before any work, if two outputs of a run (the
+ * jobs' files and the summary) are one file, or if an output is an input:
+ * names are compared after resolving folders and symbolic links. */
+void
+CheckOutputsAreNew(const std::vector<Job> & jobs, const std::string & summaryFile);
+
 /** Runs one volume's work: a failure becomes the result's one-line message
  * instead of ending the cohort; records the seconds since start. */
 void

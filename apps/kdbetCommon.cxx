@@ -51,58 +51,6 @@ DescribeError(const itk::ExceptionObject & error)
   return message;
 }
 
-/** Fails early, before any work, if \a fileName cannot be written. */
-void
-CheckWritable(const std::string & fileName, bool isImage)
-{
-  std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
-  if (directory.empty())
-  {
-    directory = ".";
-  }
-  if (!itksys::SystemTools::FileIsDirectory(directory))
-  {
-    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " does not exist");
-  }
-  if (::access(directory.c_str(), W_OK) != 0)
-  {
-    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " is not writable");
-  }
-  if (!isImage)
-  {
-    return;
-  }
-  auto io = itk::ImageIOFactory::CreateImageIO(fileName.c_str(), itk::ImageIOFactory::IOFileModeEnum::WriteMode);
-  if (io.IsNull())
-  {
-    itkGenericExceptionMacro(<< fileName << ": no image format for the extension '"
-                             << itk::KDBrainExtractionInputFile::ImageExtension(fileName) << "'");
-  }
-}
-
-void
-WriteTextAtomically(const std::string & text, const std::string & fileName, const std::string & what)
-{
-  std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
-                                itksys::SystemTools::GetFilenameName(fileName) + ".kdbet-" + std::to_string(::getpid());
-  {
-    std::ofstream file(temporary);
-    file << text;
-    file.close(); // a full disk can show only when the last block is written
-    if (file.fail())
-    {
-      std::remove(temporary.c_str());
-      itkGenericExceptionMacro(<< fileName << ": cannot write " << what);
-    }
-  }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    std::remove(temporary.c_str());
-    itkGenericExceptionMacro(<< fileName << ": cannot move " << what << " into place");
-  }
-}
-
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role)
 {

@@ -20,11 +20,14 @@
 #ifndef kdbetCommon_h
 #define kdbetCommon_h
 
+#include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkKDBrainExtractionInputFile.h"
+#include "itkKDBrainExtractionOutputFile.h"
 #include "itkKDBrainExtractionTorchModel.h"
 #include "itksys/SystemTools.hxx"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -139,7 +142,6 @@ private:
   std::map<std::string, std::vector<std::string>> m_AllValues;
 };
 
-
 /** All cores: LibTorch's own default here is one thread (measured: a 2 mm
  * head took 13.6 s with 1 thread, 8.8 s with 2 on a 2-core machine). */
 unsigned int
@@ -149,48 +151,6 @@ DefaultNumberOfThreads();
  * prefix: what a person needs, on one line. */
 std::string
 DescribeError(const itk::ExceptionObject & error);
-
-/** Fails early, before any work, if \a fileName cannot be written (and, for
- * an image, if no ImageIO writes its extension). */
-void
-CheckWritable(const std::string & fileName, bool isImage = true);
-
-/** Writes through a temporary name in the same folder and renames on
- * success, so that no partial output is ever left under the final name. */
-template <typename TImage>
-void
-WriteAtomically(const TImage * image, const std::string & fileName)
-{
-  std::string       directory = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string extension = itk::KDBrainExtractionInputFile::ImageExtension(fileName);
-  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
-  const std::string temporary = (directory.empty() ? std::string() : directory + "/") + "." +
-                                name.substr(0, name.size() - extension.size()) + ".kdbet-" +
-                                std::to_string(::getpid()) + extension;
-  auto writer = itk::ImageFileWriter<TImage>::New();
-  writer->SetInput(image);
-  writer->SetFileName(temporary);
-  writer->UseCompressionOn();
-  try
-  {
-    writer->Update();
-  }
-  catch (const itk::ExceptionObject & error)
-  {
-    std::remove(temporary.c_str());
-    itkGenericExceptionMacro(<< fileName << ": cannot write (" << error.GetDescription() << ")");
-  }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    std::remove(temporary.c_str());
-    itkGenericExceptionMacro(<< fileName << ": cannot move the written file into place");
-  }
-}
-
-/** Writes \a text to \a fileName through a temporary name in the same folder
- * (checked after the flush) and a rename; \a what names the file in errors. */
-void
-WriteTextAtomically(const std::string & text, const std::string & fileName, const std::string & what);
 
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role);

@@ -280,6 +280,16 @@ Extract(int argc, char * argv[])
     {
       throw UsageError("several inputs need --output-dir DIR");
     }
+    // Outputs beside the inputs would be taken for inputs by the next run.
+    for (const auto & input : arguments.GetAll("--input"))
+    {
+      if (itksys::SystemTools::FileIsDirectory(input) && itksys::SystemTools::FileIsDirectory(directory) &&
+          itksys::SystemTools::GetRealPath(input) == itksys::SystemTools::GetRealPath(directory))
+      {
+        throw UsageError(directory + ": --output-dir is the input folder " + input +
+                         "; outputs there would be read as inputs by a rerun (choose another folder)");
+      }
+    }
     if (!itksys::SystemTools::FileIsDirectory(directory) && !itksys::SystemTools::MakeDirectory(directory))
     {
       throw UsageError(directory + ": cannot create the output folder");
@@ -350,13 +360,14 @@ Extract(int argc, char * argv[])
   {
     for (const auto & output : job.Outputs)
     {
-      CheckWritable(output.second);
+      itk::KDBrainExtractionOutputFile::CheckOutputName(output.second);
     }
   }
   if (!summaryFile.empty())
   {
-    CheckWritable(summaryFile, false);
+    itk::KDBrainExtractionOutputFile::CheckOutputName(summaryFile, false);
   }
+  CheckOutputsAreNew(jobs, summaryFile);
   bool needStudent = false;
   bool needTeacher = false;
   for (const auto & job : jobs)

@@ -19,6 +19,8 @@
 
 #include "itkRGBPixel.h"
 
+#include "itk_zlib.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -68,10 +70,60 @@ CutSlice(const ImageType * grey, const ImageType * brain,
   }
   return slice;
 }
+
+/** An 8-bit RGB PNG in memory. ITK's PNG writer corrupts the heap when the
+ * disk fills up (libpng's error jump), so the picture is encoded here and
+ * written as checked bytes. */
+std::string
+EncodePng(const PictureType * picture)
+{
+  const auto         size = picture->GetLargestPossibleRegion().GetSize();
+  const auto         width = static_cast<uint32_t>(size[0]);
+  const auto         height = static_cast<uint32_t>(size[1]);
+  std::vector<Bytef> rows;
+  rows.reserve(static_cast<std::size_t>(height) * (3 * width + 1));
+  const auto * pixels = picture->GetBufferPointer();
+  for (uint32_t y = 0; y < height; ++y)
+  {
+    rows.push_back(0); // filter type: none
+    for (uint32_t x = 0; x < width; ++x)
+    {
+      const auto & pixel = pixels[static_cast<std::size_t>(y) * width + x];
+      rows.insert(rows.end(), { pixel.GetRed(), pixel.GetGreen(), pixel.GetBlue() });
+    }
+  }
+  uLongf             compressedSize = compressBound(static_cast<uLong>(rows.size()));
+  std::vector<Bytef> compressed(compressedSize);
+  if (compress2(compressed.data(), &compressedSize, rows.data(), static_cast<uLong>(rows.size()), 6) != Z_OK)
+  {
+    itkGenericExceptionMacro(<< "cannot compress the QC picture");
+  }
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  auto        appendBigEndian = [](std::string & bytes, uint32_t value) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+    {
+      bytes.push_back(static_cast<char>((value >> shift) & 0xff));
+    }
+  };
+  auto appendChunk = [&png, &appendBigEndian](const char * type, const std::string & data) {
+    appendBigEndian(png, static_cast<uint32_t>(data.size()));
+    const std::string typed = std::string(type, 4) + data;
+    png += typed;
+    appendBigEndian(png, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef *>(typed.data()), typed.size())));
+  };
+  std::string header;
+  appendBigEndian(header, width);
+  appendBigEndian(header, height);
+  header += std::string("\x08\x02\x00\x00\x00", 5); // 8 bits, RGB, deflate, no filter, no interlace
+  appendChunk("IHDR", header);
+  appendChunk("IDAT", std::string(reinterpret_cast<const char *>(compressed.data()), compressedSize));
+  appendChunk("IEND", std::string());
+  return png;
+}
 } // namespace
 
-void
-WriteQualityControlPicture(const ImageType * head, const MaskImageType * mask, const std::string & fileName)
+std::string
+StageQualityControlPicture(const ImageType * head, const MaskImageType * mask, const std::string & fileName)
 {
   using Preprocessing = itk::KDBrainExtractionPreprocessing;
   // Isotropic display grid at the finest input spacing, but no finer than
@@ -180,6 +232,6 @@ WriteQualityControlPicture(const ImageType * head, const MaskImageType * mask, c
     }
     left += panelWidth + gap;
   }
-  WriteAtomically(picture.GetPointer(), fileName);
+  return itk::KDBrainExtractionOutputFile::StageBytes(EncodePng(picture), fileName, "the QC picture");
 }
 } // namespace kdbet

@@ -22,7 +22,8 @@
 
 namespace kdbet
 {
-/** Writes a PNG for checking a result at a glance: axial, coronal and
+/** Stages (KDBrainExtractionOutputFile::StageBytes; returns the temporary
+ * name, for MoveIntoPlace) a PNG for checking a result at a glance: axial, coronal and
  * sagittal slices through the centre of the brain, side by side, the head in
  * grey (0.5-99.5 percentile window) and the outline of \a mask in red.
  * Slices are cut from an axis-aligned (LPS) isotropic resampling of the
@@ -30,8 +31,8 @@ namespace kdbet
  * scan's axis order and voxel size: radiological convention (the patient's
  * right on the left of the axial and coronal views), anterior on the left
  * of the sagittal view, superior at the top. */
-void
-WriteQualityControlPicture(const ImageType * head, const MaskImageType * mask, const std::string & fileName);
+std::string
+StageQualityControlPicture(const ImageType * head, const MaskImageType * mask, const std::string & fileName);
 } // namespace kdbet
 
 #endif // kdbetQualityControl_h

@@ -74,6 +74,12 @@ public:
   static void
   CheckImageFile(const std::string & fileName);
 
+  /** Throws unless the NIfTI file (.nii, .nii.gz) holds every byte its
+   * header describes, a gzip stream up to its trailer: the check of a file
+   * just written, whatever its contents. */
+  static void
+  CheckNiftiFileIsComplete(const std::string & fileName);
+
   /** CheckImageFile, then reads the scalar 3D image as float (a mask or a
    * probability map as well as a head). */
   static ImageType::Pointer

@@ -18,6 +18,7 @@
 // _kdbet: the module's filters for Python, on NumPy arrays. The Python package
 // kdbet (kdbet/__init__.py) adds itk.Image and nibabel support on top.
 #include "itkKDBrainExtractionInputFile.h"
+#include "itkKDBrainExtractionOutputFile.h"
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkKDStudentMaskFilter.h"
@@ -337,32 +338,10 @@ WriteImage(const py::array_t<TPixel, py::array::c_style | py::array::forcecast> 
   image->SetOrigin(geometry.Origin.data());
   image->SetDirection(matrix);
   image->GetPixelContainer()->SetImportPointer(const_cast<TPixel *>(array.data()), array.size(), false);
-  // A temporary name in the same folder with the same extension (.nii.gz
-  // included), renamed on success: no partial file under the final name.
-  const std::string folder = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
-  const std::size_t dot = std::min(name.find('.'), name.size());
-  const std::string temporary =
-    (folder.empty() ? std::string() : folder + "/") + "." + name.substr(0, dot) + ".kdbet-partial" + name.substr(dot);
-  auto writer = itk::ImageFileWriter<OutputType>::New();
-  writer->SetInput(image);
-  writer->SetFileName(temporary);
-  writer->UseCompressionOn();
-  try
-  {
-    py::gil_scoped_release release;
-    writer->Update();
-  }
-  catch (...)
-  {
-    std::remove(temporary.c_str());
-    throw;
-  }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    std::remove(temporary.c_str());
-    throw std::runtime_error(fileName + ": cannot move the written file into place");
-  }
+  // Through a unique temporary name, read back, then renamed: no partial
+  // file under the final name, and a full disk is an error.
+  py::gil_scoped_release release;
+  itk::KDBrainExtractionOutputFile::WriteImage(image.GetPointer(), fileName);
 }
 } // namespace
 

@@ -285,7 +285,7 @@ CheckSpacing(const std::string & fileName, const std::array<double, 3> & spacing
 /** NIfTI-1 (single file or pair) and Analyze 7.5: every field ITK's reader
  * trusts, then the stored voxels. */
 void
-CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extension)
+CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extension, bool completenessOnly)
 {
   const auto &      limits = KDBrainExtractionInputFile::GetLimits();
   const bool        single = extension == ".nii" || extension == ".nii.gz";
@@ -380,7 +380,7 @@ CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extensi
   {
     spatialVoxels *= static_cast<unsigned long long>(sizes[d]);
   }
-  if (spatialVoxels > limits.MaximumNumberOfVoxels)
+  if (!completenessOnly && spatialVoxels > limits.MaximumNumberOfVoxels)
   {
     itkGenericExceptionMacro(<< fileName << ": the header claims " << FormatSize(sizes) << " voxels, more than "
                              << limits.MaximumNumberOfVoxels << " (512^3), too many for a head volume");
@@ -419,7 +419,10 @@ CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extensi
   {
     spacing[d] = header.Float(80 + 4 * d);
   }
-  CheckSpacing(fileName, spacing, limits);
+  if (!completenessOnly)
+  {
+    CheckSpacing(fileName, spacing, limits);
+  }
 
   // Where the voxels start.
   const float offset = header.Float(108);
@@ -458,13 +461,13 @@ CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extensi
   // Intensity scaling (a slope of 0 means none).
   const float slope = header.Float(112);
   const float intercept = header.Float(116);
-  if (slope != 0.0f && (!std::isfinite(slope) || !std::isfinite(intercept)))
+  if (!completenessOnly && slope != 0.0f && (!std::isfinite(slope) || !std::isfinite(intercept)))
   {
     itkGenericExceptionMacro(<< fileName << ": invalid intensity scaling in the header (scl_slope " << slope
                              << ", scl_inter " << intercept << ")");
   }
 
-  if (isNifti)
+  if (isNifti && !completenessOnly)
   {
     // Orientation: ITK's reader aborts on a NaN in the sform and uses a
     // non-unit quaternion as if it were one.
@@ -548,7 +551,7 @@ CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extensi
                    static_cast<unsigned long long>(offset),
                    allVoxels * static_cast<unsigned long long>(bitpix / 8),
                    bitpix / 8,
-                   datatype == 16 || datatype == 64,
+                   !completenessOnly && (datatype == 16 || datatype == 64),
                    swap);
 }
 } // namespace
@@ -627,7 +630,7 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
   if (extension == ".nii" || extension == ".nii.gz" || extension == ".hdr" || extension == ".img" ||
       extension == ".img.gz")
   {
-    CheckAnalyzeFamilyFile(fileName, extension);
+    CheckAnalyzeFamilyFile(fileName, extension, false);
   }
 
   auto io = ImageIOFactory::CreateImageIO(fileName.c_str(), ImageIOFactory::IOFileModeEnum::ReadMode);
@@ -724,6 +727,13 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
       }
     }
   }
+}
+
+void
+KDBrainExtractionInputFile::CheckNiftiFileIsComplete(const std::string & fileName)
+{
+  CheckFile(fileName);
+  CheckAnalyzeFamilyFile(fileName, itksys::SystemTools::LowerCase(ImageExtension(fileName)), true);
 }
 
 KDBrainExtractionInputFile::ImageType::Pointer

@@ -148,3 +148,93 @@ def test_a_model_folder_without_models_does_not_fall_back(kdbet, work_dir, varia
                             capture_output=True, text=True, timeout=60, env=environment)
     assert result.returncode == 1, result.stderr
     assert f"{empty}: no kdbet_student.kdbm in this folder" in result.stderr, result.stderr
+
+
+def copy_head(variants, folder, name):
+    import shutil
+
+    os.makedirs(folder, exist_ok=True)
+    head = next(path for variant, _, path in variants if variant == "valid")
+    target = os.path.join(folder, name)
+    shutil.copyfile(head, target)
+    return target
+
+
+def digest(path):
+    import hashlib
+
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+@pytest.mark.parametrize("case", ["mask-is-input", "brain-and-mask-one-file", "summary-is-input",
+                                  "output-dir-is-input-dir", "names-collide-after-pattern"])
+def test_outputs_never_overwrite_inputs_or_each_other(kdbet, work_dir, variants, case):
+    import shutil
+
+    folder = os.path.join(work_dir, "collisions", case)
+    shutil.rmtree(folder, ignore_errors=True)
+    head = copy_head(variants, folder, "h.nii.gz")
+    before = digest(head)
+    if case == "mask-is-input":
+        command = ["-i", head, "-m", head]
+        expected = "would overwrite the input"
+    elif case == "brain-and-mask-one-file":
+        command = ["-i", head, "-o", os.path.join(folder, "x.nii.gz"), "-m", os.path.join(folder, "x.nii.gz")]
+        expected = "named as two outputs"
+    elif case == "summary-is-input":
+        command = ["-i", head, "--output-dir", os.path.join(folder, "out"), "--summary", head]
+        expected = "would overwrite the input"
+    elif case == "output-dir-is-input-dir":
+        command = ["-i", folder, "--output-dir", folder]
+        expected = "--output-dir is the input folder"
+    else:
+        # The summary named like an output the pattern makes.
+        out = os.path.join(folder, "out")
+        command = ["-i", folder, "--output-dir", out, "--write", "mask", "--summary", os.path.join(out, "h_mask.nii.gz")]
+        expected = "named as two outputs"
+    listing = sorted(os.listdir(folder))
+    result = subprocess.run([kdbet, "extract"] + command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert digest(head) == before
+    written = [name for name in os.listdir(folder) if name not in listing and name != "out"]
+    assert not written, written
+
+
+def run_with_file_size_limit(command, limit_bytes):
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("outputs", [["-o", "brain.nii.gz", "-m", "mask.nii.gz"], ["-o", "brain.nii"],
+                                     ["-o", "brain.mha"], ["-m", "mask.nii.gz", "--qc", "qc.png"]])
+def test_a_full_disk_is_an_error_and_leaves_no_output(kdbet, work_dir, variants, outputs):
+    # The file size limit (RLIMIT_FSIZE) fails writes the way a full disk
+    # does, without root; the mask fits under it, the brain and the PNG do not.
+    folder = os.path.join(work_dir, "full-disk", "-".join(o.strip("-.") for o in outputs[1::2]))
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    head = next(path for variant, _, path in variants if variant == "valid")
+    command = [kdbet, "extract", "-i", head]
+    for index, item in enumerate(outputs):
+        command.append(os.path.join(folder, item) if index % 2 else item)
+    result = run_with_file_size_limit(command, 1200)
+    assert result.returncode == 1, result.stderr
+    assert "disk full or over quota" in result.stderr.strip().splitlines()[-1], result.stderr
+    assert os.listdir(folder) == [], os.listdir(folder)
+
+
+def test_two_file_output_formats_are_refused_before_work(kdbet, work_dir, variants):
+    head = next(path for variant, _, path in variants if variant == "valid")
+    for name in ("x.hdr", "x.mhd", "x.nhdr"):
+        result = subprocess.run([kdbet, "extract", "-i", head, "-o", os.path.join(work_dir, name)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "a two-file format" in result.stderr, result.stderr

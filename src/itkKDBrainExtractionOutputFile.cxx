@@ -1,0 +1,114 @@
+/*=========================================================================
+ *
+ *  Copyright NumFOCUS
+ *
+ *  Licensed under the Apache License, Version 2.0 (the "License");
+ *  you may not use this file except in compliance with the License.
+ *  You may obtain a copy of the License at
+ *
+ *         http://www.apache.org/licenses/LICENSE-2.0.txt
+ *
+ *  Unless required by applicable law or agreed to in writing, software
+ *  distributed under the License is distributed on an "AS IS" BASIS,
+ *  WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ *  See the License for the specific language governing permissions and
+ *  limitations under the License.
+ *
+ *=========================================================================*/
+#include "itkKDBrainExtractionOutputFile.h"
+
+#include "itkImageIOFactory.h"
+#include "itkKDBrainExtractionInputFile.h"
+#include "itksys/SystemInformation.hxx"
+#include "itksys/SystemTools.hxx"
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+
+namespace itk
+{
+std::string
+KDBrainExtractionOutputFile::TemporaryName(const std::string & fileName)
+{
+  // Unique across processes (the process id) and across the calls and
+  // threads of one process (a counter).
+  const long long              process = itksys::SystemInformation().GetProcessId();
+  static std::atomic<unsigned> counter{ 0 };
+  const std::string            directory = itksys::SystemTools::GetFilenamePath(fileName);
+  const std::string            name = itksys::SystemTools::GetFilenameName(fileName);
+  const std::string            extension = KDBrainExtractionInputFile::ImageExtension(fileName);
+  char                         unique[40];
+  std::snprintf(unique, sizeof(unique), "%lld-%u", process, counter++);
+  return (directory.empty() ? std::string() : directory + "/") + "." + name.substr(0, name.size() - extension.size()) +
+         ".kdbet-" + unique + extension;
+}
+
+void
+KDBrainExtractionOutputFile::MoveIntoPlace(const std::string & temporary, const std::string & fileName)
+{
+  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
+  {
+    std::remove(temporary.c_str());
+    itkGenericExceptionMacro(<< fileName << ": cannot move the written file into place");
+  }
+}
+
+void
+KDBrainExtractionOutputFile::CheckOutputName(const std::string & fileName, bool isImage)
+{
+  std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
+  if (directory.empty())
+  {
+    directory = ".";
+  }
+  if (!itksys::SystemTools::FileIsDirectory(directory))
+  {
+    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " does not exist");
+  }
+  if (!itksys::SystemTools::TestFileAccess(directory, itksys::TEST_FILE_WRITE))
+  {
+    itkGenericExceptionMacro(<< fileName << ": the output folder " << directory << " is not writable");
+  }
+  if (!isImage)
+  {
+    return;
+  }
+  const std::string extension = KDBrainExtractionInputFile::ImageExtension(fileName);
+  const std::string lower = itksys::SystemTools::LowerCase(extension);
+  if (lower == ".hdr" || lower == ".img" || lower == ".img.gz" || lower == ".mhd" || lower == ".nhdr")
+  {
+    itkGenericExceptionMacro(<< fileName << ": a two-file format (its data file could not be replaced together with "
+                             << "it); use .nii.gz, .nii, .mha or .nrrd");
+  }
+  auto io = ImageIOFactory::CreateImageIO(fileName.c_str(), ImageIOFactory::IOFileModeEnum::WriteMode);
+  if (io.IsNull())
+  {
+    itkGenericExceptionMacro(<< fileName << ": no image format for the extension '" << extension << "'");
+  }
+}
+
+std::string
+KDBrainExtractionOutputFile::StageBytes(const std::string & bytes, const std::string & fileName,
+                                        const std::string & what)
+{
+  CheckOutputName(fileName, false);
+  const std::string temporary = TemporaryName(fileName);
+  std::ofstream     file(temporary, std::ios::binary);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  file.close(); // a full disk can show only when the last block is written
+  if (file.fail())
+  {
+    std::remove(temporary.c_str());
+    itkGenericExceptionMacro(<< fileName << ": cannot write " << what << " (disk full or over quota?)");
+  }
+  return temporary;
+}
+
+void
+KDBrainExtractionOutputFile::WriteBytes(const std::string & bytes, const std::string & fileName,
+                                        const std::string & what)
+{
+  MoveIntoPlace(StageBytes(bytes, fileName, what), fileName);
+}
+} // end namespace itk
