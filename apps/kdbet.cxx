@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
+#include <csignal>
 #include <iostream>
 
 #ifndef KDBrainExtraction_VERSION
@@ -736,11 +737,26 @@ Commands:
   average   mean of the weights of fine-tuned models (kdbet average --help)
   --version print the version
 )";
+
+/** An interrupted or killed-by-request run leaves no temporary files: the
+ * staged outputs are removed, then the signal takes its default course (the
+ * exit status still says which signal ended the run). */
+extern "C" void
+RemoveStagedFilesAndDie(int signalNumber)
+{
+  itk::KDBrainExtractionOutputFile::RemoveStagedFiles();
+  std::signal(signalNumber, SIG_DFL);
+  std::raise(signalNumber);
+}
 } // namespace
 
 int
 main(int argc, char * argv[])
 {
+  for (const int signalNumber : { SIGINT, SIGTERM, SIGHUP })
+  {
+    std::signal(signalNumber, RemoveStagedFilesAndDie);
+  }
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")
   {
     std::cout << MainHelp;

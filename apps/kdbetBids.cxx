@@ -249,7 +249,8 @@ ExtractionRecord(const Models & models, const JobResult & result)
 void
 WriteJson(const nlohmann::ordered_json & json, const std::string & fileName)
 {
-  itk::KDBrainExtractionOutputFile::WriteBytes(json.dump(2) + "\n", fileName, "the JSON file");
+  itk::KDBrainExtractionOutputFile::WriteBytes(
+    json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n", fileName, "the JSON file");
 }
 
 /** The sidecars of a scan's mask and brain image (BIDS derivatives: Type and

@@ -415,7 +415,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
   {
     for (const auto & file : staged)
     {
-      std::remove(file.first.c_str());
+      itk::KDBrainExtractionOutputFile::Discard(file.first);
     }
     throw;
   }
@@ -429,7 +429,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     {
       for (std::size_t later = index + 1; later < staged.size(); ++later)
       {
-        std::remove(staged[later].first.c_str());
+        itk::KDBrainExtractionOutputFile::Discard(staged[later].first);
       }
       throw;
     }

@@ -79,10 +79,27 @@ public:
   static void
   MoveIntoPlace(const std::string & temporary, const std::string & fileName);
 
+  /** Removes a staged file that will not be moved into place. */
+  static void
+  Discard(const std::string & temporary);
+
+
+  /** Removes every file staged and not yet moved into place or removed.
+   * Async-signal-safe (unlink only), for an application's SIGINT/SIGTERM
+   * handler: an interrupted run leaves no temporary files behind. */
+  static void
+  RemoveStagedFiles();
+
   /** Throws unless \a fileName holds all of \a image. */
   template <typename TImage>
   static void
   VerifyWrittenImage(const TImage * image, const std::string & fileName);
+
+private:
+  static void
+  Register(const std::string & temporary);
+  static void
+  Unregister(const std::string & temporary);
 };
 } // end namespace itk
 

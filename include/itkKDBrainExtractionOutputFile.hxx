@@ -56,7 +56,8 @@ KDBrainExtractionOutputFile::StageImage(const TImage * image, const std::string 
 {
   CheckOutputName(fileName);
   const std::string temporary = TemporaryName(fileName);
-  auto              writer = ImageFileWriter<TImage>::New();
+  Register(temporary);
+  auto writer = ImageFileWriter<TImage>::New();
   writer->SetInput(image);
   writer->SetFileName(temporary);
   writer->UseCompressionOn();
@@ -66,7 +67,7 @@ KDBrainExtractionOutputFile::StageImage(const TImage * image, const std::string 
   }
   catch (const ExceptionObject & error)
   {
-    std::remove(temporary.c_str());
+    Discard(temporary);
     std::string message = error.GetDescription();
     itkGenericExceptionMacro(<< fileName << ": cannot write (" << message.substr(0, message.find('\n')) << ")");
   }
@@ -76,7 +77,7 @@ KDBrainExtractionOutputFile::StageImage(const TImage * image, const std::string 
   }
   catch (const ExceptionObject &)
   {
-    std::remove(temporary.c_str());
+    Discard(temporary);
     itkGenericExceptionMacro(<< fileName << ": the written file is incomplete (disk full or over quota?)");
   }
   return temporary;

@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 namespace itk
@@ -44,14 +45,86 @@ KDBrainExtractionOutputFile::TemporaryName(const std::string & fileName)
          ".kdbet-" + unique + extension;
 }
 
+namespace
+{
+/** Staged files, readable from a signal handler: fixed slots, each claimed
+ * and released through an atomic flag, names copied in before the flag is
+ * set. */
+constexpr std::size_t NumberOfStagedSlots = 64;
+constexpr std::size_t StagedNameLength = 4096;
+struct StagedSlot
+{
+  std::atomic<bool> Used{ false };
+  char              Name[StagedNameLength];
+};
+StagedSlot StagedSlots[NumberOfStagedSlots];
+} // namespace
+
+void
+KDBrainExtractionOutputFile::Register(const std::string & temporary)
+{
+  if (temporary.size() >= StagedNameLength)
+  {
+    return; // not removable on a signal; removed normally on errors
+  }
+  for (auto & slot : StagedSlots)
+  {
+    bool expected = false;
+    if (!slot.Used.load() && slot.Used.compare_exchange_strong(expected, true))
+    {
+      // Claimed empty first (Name[0] = 0), so a handler never reads a half-copied name.
+      slot.Name[0] = '\0';
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      std::memcpy(slot.Name + 1, temporary.c_str() + 1, temporary.size());
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      slot.Name[0] = temporary[0];
+      return;
+    }
+  }
+}
+
+void
+KDBrainExtractionOutputFile::Unregister(const std::string & temporary)
+{
+  for (auto & slot : StagedSlots)
+  {
+    if (slot.Used.load() && slot.Name[0] != '\0' && temporary == slot.Name)
+    {
+      slot.Name[0] = '\0';
+      slot.Used.store(false);
+      return;
+    }
+  }
+}
+
+void
+KDBrainExtractionOutputFile::RemoveStagedFiles()
+{
+  for (auto & slot : StagedSlots)
+  {
+    if (slot.Used.load() && slot.Name[0] != '\0')
+    {
+      std::remove(slot.Name); // unlink(2): async-signal-safe
+    }
+  }
+}
+
+void
+KDBrainExtractionOutputFile::Discard(const std::string & temporary)
+{
+  std::remove(temporary.c_str());
+  Unregister(temporary);
+}
+
 void
 KDBrainExtractionOutputFile::MoveIntoPlace(const std::string & temporary, const std::string & fileName)
 {
   if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
   {
-    std::remove(temporary.c_str());
+    Discard(temporary);
     itkGenericExceptionMacro(<< fileName << ": cannot move the written file into place");
   }
+  Unregister(temporary);
 }
 
 void
@@ -94,12 +167,13 @@ KDBrainExtractionOutputFile::StageBytes(const std::string & bytes, const std::st
 {
   CheckOutputName(fileName, false);
   const std::string temporary = TemporaryName(fileName);
-  std::ofstream     file(temporary, std::ios::binary);
+  Register(temporary);
+  std::ofstream file(temporary, std::ios::binary);
   file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   file.close(); // a full disk can show only when the last block is written
   if (file.fail())
   {
-    std::remove(temporary.c_str());
+    Discard(temporary);
     itkGenericExceptionMacro(<< fileName << ": cannot write " << what << " (disk full or over quota?)");
   }
   return temporary;
