@@ -115,8 +115,9 @@ InputStem(const std::string & input)
 bool
 LooksLikeImage(const std::string & fileName)
 {
-  static const std::set<std::string> extensions{ ".nii.gz", ".nii", ".nrrd", ".nhdr",   ".mha",
-                                                 ".mhd",    ".hdr", ".img",  ".img.gz", ".mgz" };
+  // Formats this build reads (no MGH/MGZ or DICOM: Debian's ITK lacks them).
+  static const std::set<std::string> extensions{ ".nii.gz", ".nii", ".nrrd", ".nhdr",  ".mha",
+                                                 ".mhd",    ".hdr", ".img",  ".img.gz" };
   const std::string                  name = itksys::SystemTools::GetFilenameName(fileName);
   return !name.empty() && name[0] != '.' &&
          extensions.count(itksys::SystemTools::LowerCase(itk::KDBrainExtractionInputFile::ImageExtension(fileName)));

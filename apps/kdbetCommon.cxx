@@ -81,7 +81,9 @@ LoadModel(const std::string & fileName, ModelType::RoleEnum role)
 ImageType::Pointer
 ReadMaskAsBinary(const std::string & fileName, double threshold)
 {
-  const auto image = itk::KDBrainExtractionInputFile::ReadHeadImage(fileName);
+  // The file checks, not the head checks: an empty mask (extract's "no
+  // brain found") is a valid, if poor, prediction.
+  const auto image = itk::KDBrainExtractionInputFile::ReadImage(fileName);
   float *    voxels = image->GetBufferPointer();
   for (std::size_t i = 0; i < image->GetBufferedRegion().GetNumberOfPixels(); ++i)
   {

@@ -636,6 +636,16 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
   auto io = ImageIOFactory::CreateImageIO(fileName.c_str(), ImageIOFactory::IOFileModeEnum::ReadMode);
   if (io.IsNull())
   {
+    if (extension == ".mgz" || extension == ".mgh")
+    {
+      itkGenericExceptionMacro(<< fileName
+                               << ": FreeSurfer MGH/MGZ is not read by this build; convert it to NIfTI "
+                                  "(mri_convert head.mgz head.nii.gz)");
+    }
+    if (extension == ".dcm" || extension == ".ima")
+    {
+      itkGenericExceptionMacro(<< fileName << ": DICOM slices are not read; convert the series to NIfTI (dcm2niix)");
+    }
     itkGenericExceptionMacro(<< fileName << ": not an image in a format ITK can read");
   }
   io->SetFileName(fileName);

@@ -238,3 +238,34 @@ def test_two_file_output_formats_are_refused_before_work(kdbet, work_dir, varian
         result = subprocess.run([kdbet, "extract", "-i", head, "-o", os.path.join(work_dir, name)],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 1 and "a two-file format" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name,expected", [("head.mgz", "mri_convert"), ("slice.dcm", "dcm2niix")])
+def test_unread_formats_say_how_to_convert(kdbet, work_dir, name, expected):
+    path = os.path.join(work_dir, name)
+    with open(path, "wb") as stream:
+        stream.write(b"\0" * 1024)
+    result = subprocess.run([kdbet, "extract", "-i", path, "-m", os.path.join(work_dir, "unread_mask.nii.gz")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and path in result.stderr and expected in result.stderr, result.stderr
+
+
+def test_evaluate_takes_the_empty_mask_extract_writes_when_no_brain_is_found(kdbet, work_dir):
+    import json as json_module
+
+    import numpy as np
+
+    volume, spacing = hostile_nifti.base_volume()
+    empty = os.path.join(work_dir, "empty_mask.nii.gz")
+    reference = os.path.join(work_dir, "reference_mask.nii.gz")
+    with open(empty, "wb") as stream:
+        stream.write(hostile_nifti.assemble(hostile_nifti.header(volume.shape, spacing, datatype=2, bitpix=8),
+                                            np.zeros(volume.shape, np.uint8).tobytes(order="F")))
+    with open(reference, "wb") as stream:
+        stream.write(hostile_nifti.assemble(hostile_nifti.header(volume.shape, spacing, datatype=2, bitpix=8),
+                                            (volume > 300).astype(np.uint8).tobytes(order="F")))
+    result = subprocess.run([kdbet, "evaluate", empty, reference, "--json"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    metrics = json_module.loads(result.stdout)
+    assert metrics["dice"] == 0 and metrics["predicted_ml"] == 0 and metrics["hd95_mm"] is None
