@@ -16,6 +16,7 @@
  *
  *=========================================================================*/
 #include "itkKDBrainExtractionTorchModelImplementation.h"
+#include "itkKDBrainExtractionWeightArchive.h"
 #include "itkKDBrainExtractionInputFile.h"
 
 #include "itkKDBrainExtractionBoundaryRefinement.h"
@@ -540,6 +541,16 @@ KDBrainExtractionTorchModel::Load(const std::string & fileName)
     }
   }
 
+  try
+  {
+    CheckWeightArchive(payload);
+  }
+  catch (const std::exception & error)
+  {
+    std::string message = error.what();
+    message = message.substr(0, message.find('\n'));
+    itkExceptionMacro(<< fileName << ": damaged weights (" << message << ")");
+  }
   try
   {
     loaded->BuildNetwork();

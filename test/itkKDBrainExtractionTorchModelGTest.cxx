@@ -20,6 +20,8 @@
 #include "itkKDBrainExtractionTestUtilities.h"
 #include "itksys/SystemTools.hxx"
 
+#include <caffe2/serialize/inline_container.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -68,20 +70,22 @@ Fnv1a64(const std::string & text)
   return hash;
 }
 
-/** \a bytes (a model file) with the header entry that starts with \a entry
- * replaced by \a replacement, lengths and checksum made valid again. */
-std::string
-WithHeaderEntry(const std::string & bytes, const std::string & entry, const std::string & replacement)
+/** The header and the weights of a model file. */
+std::pair<std::string, std::string>
+SplitModelFile(const std::string & bytes)
 {
   uint64_t headerLength = 0;
   std::memcpy(&headerLength, bytes.data() + 12, sizeof(headerLength));
-  std::string       header = bytes.substr(20, headerLength);
-  const std::string payload = bytes.substr(20 + headerLength + 8, bytes.size() - 20 - headerLength - 16);
-  const auto        at = header.find(entry);
-  const auto        end = header.find('\n', at);
-  header.replace(at, end - at, replacement);
-  std::string result = bytes.substr(0, 12);
-  headerLength = header.size();
+  return { bytes.substr(20, headerLength), bytes.substr(20 + headerLength + 8, bytes.size() - 20 - headerLength - 16) };
+}
+
+/** A model file of \a bytes' magic and version with \a header and \a payload,
+ * lengths and checksum valid. */
+std::string
+AssembleModelFile(const std::string & bytes, const std::string & header, const std::string & payload)
+{
+  std::string    result = bytes.substr(0, 12);
+  const uint64_t headerLength = header.size();
   result.append(reinterpret_cast<const char *>(&headerLength), sizeof(headerLength));
   result += header;
   const uint64_t payloadLength = payload.size();
@@ -90,6 +94,63 @@ WithHeaderEntry(const std::string & bytes, const std::string & entry, const std:
   const uint64_t checksum = Fnv1a64(header + payload);
   result.append(reinterpret_cast<const char *>(&checksum), sizeof(checksum));
   return result;
+}
+
+/** \a bytes (a model file) with the header entry that starts with \a entry
+ * replaced by \a replacement, lengths and checksum made valid again. */
+std::string
+WithHeaderEntry(const std::string & bytes, const std::string & entry, const std::string & replacement)
+{
+  auto       parts = SplitModelFile(bytes);
+  const auto at = parts.first.find(entry);
+  const auto end = parts.first.find('\n', at);
+  parts.first.replace(at, end - at, replacement);
+  return AssembleModelFile(bytes, parts.first, parts.second);
+}
+
+/** \a bytes (a model file) whose largest weight record keeps only
+ * \a keptFraction of its bytes, as a writer that failed part-way or a crafted
+ * file would have it; the zip archive and the checksum are valid. */
+std::string
+WithShortWeightRecord(const std::string & bytes, double keptFraction)
+{
+  const auto                             parts = SplitModelFile(bytes);
+  std::istringstream                     stream(parts.second, std::ios::binary);
+  caffe2::serialize::PyTorchStreamReader reader(&stream);
+  std::string                            largest;
+  std::size_t                            largestSize = 0;
+  for (const auto & name : reader.getAllRecords())
+  {
+    const std::size_t size = std::get<1>(reader.getRecord(name));
+    if (name.rfind("data/", 0) == 0 && size > largestSize)
+    {
+      largest = name;
+      largestSize = size;
+    }
+  }
+  std::string payload;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&payload](const void * data, std::size_t size) {
+      payload.append(static_cast<const char *>(data), size);
+      return size;
+    });
+    for (const auto & name : reader.getAllRecords())
+    {
+      if (name == "version")
+      {
+        continue; // the writer writes its own
+      }
+      auto        record = reader.getRecord(name);
+      std::size_t size = std::get<1>(record);
+      if (name == largest)
+      {
+        size = static_cast<std::size_t>(size * keptFraction);
+      }
+      writer.writeRecord(name, std::get<0>(record).get(), size);
+    }
+    writer.writeEndOfFile();
+  }
+  return AssembleModelFile(bytes, parts.first, payload);
 }
 
 std::string
@@ -242,21 +303,8 @@ TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
   EXPECT_NE(LoadError("/dev/zero").find("/dev/zero: not a regular file"), std::string::npos);
 
   // A header that disagrees with the weights, with a valid checksum.
-  std::string mismatched = bytes;
-  const auto  width = mismatched.find("architecture.base_width=4");
-  ASSERT_NE(width, std::string::npos);
-  mismatched[width + std::string("architecture.base_width=").size()] = '6';
-  std::string header;
-  {
-    uint64_t headerLength = 0;
-    std::memcpy(&headerLength, mismatched.data() + 12, sizeof(headerLength));
-    header = mismatched.substr(20, headerLength);
-    const std::string payload = mismatched.substr(20 + headerLength + 8, mismatched.size() - 20 - headerLength - 16);
-    const uint64_t    checksum = Fnv1a64(header + payload);
-    std::memcpy(&mismatched[mismatched.size() - 8], &checksum, sizeof(checksum));
-  }
   const std::string wrongArchitecture = TemporaryFile("wrong-architecture.kdbm");
-  WriteBytes(wrongArchitecture, mismatched);
+  WriteBytes(wrongArchitecture, WithHeaderEntry(bytes, "architecture.base_width=4", "architecture.base_width=6"));
   EXPECT_NE(LoadError(wrongArchitecture).find("do not match the architecture"), std::string::npos)
     << LoadError(wrongArchitecture);
 
@@ -269,6 +317,19 @@ TEST(KDBrainExtractionTorchModel, DamagedOrForeignFilesAreClearErrors)
   const std::string deep = TemporaryFile("deep-architecture.kdbm");
   WriteBytes(deep, WithHeaderEntry(bytes, "architecture.depth=", "architecture.depth=9"));
   EXPECT_NE(LoadError(deep).find("implausible architecture"), std::string::npos) << LoadError(deep);
+
+  // A weight record shorter than its tensor's shape needs (or empty), with a
+  // valid archive and checksum: the tensor would point past its bytes.
+  for (const double kept : { 0.5, 0.0 })
+  {
+    const std::string shortRecord = TemporaryFile("short-record.kdbm");
+    const std::string damaged = WithShortWeightRecord(bytes, kept);
+    ASSERT_LT(damaged.size(), bytes.size());
+    WriteBytes(shortRecord, damaged);
+    EXPECT_NE(LoadError(shortRecord).find("short-record.kdbm: damaged weights (weight record 'data/"),
+              std::string::npos)
+      << LoadError(shortRecord);
+  }
 }
 
 TEST(KDBrainExtractionTorchModel, DeviceSelection)
