@@ -42,6 +42,8 @@ int
 Extract(int argc, char * argv[]);
 int
 Bids(int argc, char * argv[], const std::string & commandLine);
+int
+Worker(int argc, char * argv[]); // kdbetWorker.h
 } // namespace kdbet
 
 namespace
@@ -776,6 +778,10 @@ main(int argc, char * argv[])
       std::cout << "kdbet " << KDBrainExtraction_VERSION << " (LibTorch, CUDA "
                 << (ModelType::IsCudaAvailable() ? "available" : "not available") << ")" << std::endl;
       return 0;
+    }
+    if (command == "__worker")
+    {
+      return kdbet::Worker(argc - 2, argv + 2);
     }
     if (command == "extract")
     {

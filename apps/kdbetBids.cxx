@@ -20,7 +20,7 @@
 // participants into a BIDS derivatives dataset; the group level checks that
 // every scan has its derivatives and merges the per-participant summaries.
 
-#include "kdbetCohort.h"
+#include "kdbetWorker.h"
 
 #include "itksys/Directory.hxx"
 
@@ -368,7 +368,7 @@ int
 RunParticipantLevel(const std::string & bidsDirectory, const std::string & outputDirectory,
                     const std::vector<BidsScan> & scans, Models & models, bool overwrite, bool qualityControl,
                     const std::string & studentFile, const std::string & refinerFile, bool refine,
-                    const std::string & summaryFile, const std::string & commandLine)
+                    const std::string & summaryFile, const std::string & commandLine, bool isolate)
 {
   if (!itksys::SystemTools::MakeDirectory(outputDirectory + "/logs"))
   {
@@ -379,6 +379,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
   LoadModels(models, true, false, refine, studentFile, std::string(), refinerFile);
   WriteDatasetDescription(bidsDirectory, outputDirectory, commandLine);
 
+  JobRunner              runner(models, isolate);
   ProgressDisplay        progress(scans.size());
   std::vector<JobResult> results;
   for (std::size_t index = 0; index < scans.size(); ++index)
@@ -413,7 +414,7 @@ RunParticipantLevel(const std::string & bidsDirectory, const std::string & outpu
         {
           job.Outputs["qc"] = outputDirectory + "/" + outputs.QualityControl;
         }
-        RunJob(job, models, progress, result);
+        runner.Run(job, progress, result);
         WriteSidecars(outputDirectory, scan, outputs, models, result);
       });
       if (!result.Succeeded)
@@ -566,6 +567,7 @@ Bids(int argc, char * argv[], const std::string & commandLine)
   std::string              refinerFile;
   bool                     refine = false;
   bool                     gpu = false;
+  bool                     inProcess = false;
   Models                   models;
   models.Device = "auto";
   models.Threads = DefaultNumberOfThreads();
@@ -592,6 +594,9 @@ Bids(int argc, char * argv[], const std::string & commandLine)
   app.add_option("--threshold", models.Threshold, "brain probability threshold (default 0.5)");
   app.add_option("-b,--border", models.Border, "move the mask's border out (> 0) or in (< 0), mm (default 0)");
   app.add_flag("--mirror", models.Mirror, "test-time left-right mirroring (twice the network time)");
+  app.add_flag("--in-process",
+               inProcess,
+               "run every scan in this process rather than in a worker process (a crash then ends the run)");
 
   std::vector<std::string> arguments(argv, argv + argc);
   std::reverse(arguments.begin(), arguments.end()); // CLI11 takes them last first
@@ -655,6 +660,7 @@ Bids(int argc, char * argv[], const std::string & commandLine)
                              refinerFile,
                              refine,
                              summaryFile,
-                             commandLine);
+                             commandLine,
+                             !inProcess);
 }
 } // namespace kdbet

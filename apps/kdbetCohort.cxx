@@ -129,6 +129,13 @@ ProgressDisplay::ProgressDisplay(std::size_t numberOfVolumes)
   , m_Start(Clock::now())
 {}
 
+ProgressDisplay::ProgressDisplay(std::function<void(const std::string & stage, double fraction)> forward)
+  : m_NumberOfVolumes(1)
+  , m_Terminal(false)
+  , m_Start(Clock::now())
+  , m_Forward(std::move(forward))
+{}
+
 void
 ProgressDisplay::StartVolume(std::size_t index, const std::string & input, const char * stage)
 {
@@ -178,9 +185,24 @@ ProgressDisplay::FinishVolume(const JobResult & result)
 }
 
 void
+ProgressDisplay::Show(const std::string & stage, double fraction)
+{
+  m_Stage = stage;
+  Draw(fraction);
+}
+
+void
 ProgressDisplay::OnProgress(itk::Object * caller, const itk::EventObject &)
 {
-  Draw(static_cast<itk::ProcessObject *>(caller)->GetProgress());
+  const double fraction = static_cast<itk::ProcessObject *>(caller)->GetProgress();
+  if (m_Forward)
+  {
+    m_Forward(m_Stage, fraction);
+  }
+  else
+  {
+    Draw(fraction);
+  }
 }
 
 void

@@ -77,6 +77,10 @@ class ProgressDisplay
 public:
   explicit ProgressDisplay(std::size_t numberOfVolumes);
 
+  /** A display that draws nothing and passes each progress report to
+   * \a forward (a worker process reports to the process that draws). */
+  explicit ProgressDisplay(std::function<void(const std::string & stage, double fraction)> forward);
+
   void
   StartVolume(std::size_t index, const std::string & input, const char * stage);
 
@@ -86,6 +90,10 @@ public:
   void
   FinishVolume(const JobResult & result);
 
+  /** Shows the current volume at \a fraction of \a stage. */
+  void
+  Show(const std::string & stage, double fraction);
+
 private:
   void
   OnProgress(itk::Object * caller, const itk::EventObject &);
@@ -93,13 +101,14 @@ private:
   void
   Draw(double fraction);
 
-  std::size_t       m_NumberOfVolumes;
-  bool              m_Terminal;
-  Clock::time_point m_Start;
-  std::size_t       m_Index{ 0 };
-  std::size_t       m_Done{ 0 };
-  std::string       m_Label;
-  std::string       m_Stage;
+  std::size_t                                      m_NumberOfVolumes;
+  bool                                             m_Terminal;
+  Clock::time_point                                m_Start;
+  std::size_t                                      m_Index{ 0 };
+  std::size_t                                      m_Done{ 0 };
+  std::string                                      m_Label;
+  std::string                                      m_Stage;
+  std::function<void(const std::string &, double)> m_Forward;
 };
 
 /** The models, loaded once for the whole run. */

@@ -18,7 +18,7 @@
 // kdbet extract: one volume, or a cohort (files, folders, list files) with
 // the models loaded once, a progress display, QC pictures and a summary table.
 
-#include "kdbetCohort.h"
+#include "kdbetWorker.h"
 
 #include "itksys/Directory.hxx"
 
@@ -134,7 +134,8 @@ One volume:
       --qc FILE.png        picture of the mask outline on axial, coronal and
                            sagittal slices through the brain
 
-Several volumes (the models are loaded once; a bad input fails alone):
+Several volumes (the models are loaded once; a bad input fails alone, and so
+does one whose worker process crashes or is killed, e.g. out of memory):
   -i FILE|FOLDER           repeatable; a folder adds its image files (not recursive)
       --list FILE          a text file of input paths, one per line (# comments)
       --output-dir DIR     where outputs go (created if needed); implies batch mode
@@ -147,6 +148,9 @@ Several volumes (the models are loaded once; a bad input fails alone):
                            seconds, device, message, seconds per stage, model
                            checksums and settings; CSV, or JSON for a .json
                            name (default DIR/kdbet_summary.csv)
+      --in-process         run every volume in this process, not in a worker
+                           process that is restarted after a crash (for
+                           debuggers; a crash then ends the run)
 
 Options:
       --model FILE         student model (default: the shipped student, below)
@@ -215,7 +219,7 @@ Extract(int argc, char * argv[])
 {
   const Arguments arguments(argc,
                             argv,
-                            { "--help", "--timings", "--mirror", "--refine", "--gpu" },
+                            { "--help", "--timings", "--mirror", "--refine", "--gpu", "--in-process" },
                             { { "-i", "--input" },
                               { "-o", "--brain" },
                               { "-m", "--mask" },
@@ -233,7 +237,7 @@ Extract(int argc, char * argv[])
                             "--qc",      "--list",    "--output-dir",    "--write",         "--pattern",
                             "--summary", "--model",   "--teacher-model", "--refiner-model", "--refine",
                             "--device",  "--threads", "--threshold",     "--border",        "--mirror",
-                            "--timings", "--gpu" });
+                            "--timings", "--gpu",     "--in-process" });
   const auto inputs = CollectInputs(arguments.GetAll("--input"), arguments.GetAll("--list"));
   if (inputs.empty())
   {
@@ -383,6 +387,7 @@ Extract(int argc, char * argv[])
              arguments.Get("--teacher-model"),
              arguments.Get("--refiner-model"));
 
+  JobRunner              runner(models, !single && !arguments.Has("--in-process"));
   ProgressDisplay        progress(jobs.size());
   std::vector<JobResult> results;
   const bool             timings = arguments.Has("--timings");
@@ -392,7 +397,7 @@ Extract(int argc, char * argv[])
     result.Input = jobs[index].Input;
     progress.StartVolume(index, jobs[index].Input, "reading");
     const auto start = Clock::now();
-    RunAlone(result, start, [&] { RunJob(jobs[index], models, progress, result); });
+    RunAlone(result, start, [&] { runner.Run(jobs[index], progress, result); });
     if (single)
     {
       if (!result.Succeeded)

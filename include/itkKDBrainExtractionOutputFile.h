@@ -83,6 +83,12 @@ public:
   static void
   Discard(const std::string & temporary);
 
+  /** Removes the temporary files that process \a processId staged for
+   * \a fileName (their names are TemporaryName's): what a process that was
+   * killed part-way, and so could not clean up, left beside the output. */
+  static void
+  RemoveTemporariesOf(const std::string & fileName, long long processId);
+
 
   /** Removes every file staged and not yet moved into place or removed.
    * Async-signal-safe (unlink only), for an application's SIGINT/SIGTERM

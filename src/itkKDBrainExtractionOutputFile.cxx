@@ -20,6 +20,7 @@
 #include "itkImageIOFactory.h"
 #include "itkKDBrainExtractionInputFile.h"
 #include "itksys/SystemInformation.hxx"
+#include "itksys/Directory.hxx"
 #include "itksys/SystemTools.hxx"
 
 #include <atomic>
@@ -29,20 +30,52 @@
 
 namespace itk
 {
+namespace
+{
+/** TemporaryName's folder part, and its file name up to the process id. */
+std::pair<std::string, std::string>
+TemporaryNamePrefix(const std::string & fileName, long long processId)
+{
+  const std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
+  const std::string name = itksys::SystemTools::GetFilenameName(fileName);
+  const std::string extension = KDBrainExtractionInputFile::ImageExtension(fileName);
+  return { directory.empty() ? std::string(".") : directory,
+           "." + name.substr(0, name.size() - extension.size()) + ".kdbet-" + std::to_string(processId) + "-" };
+}
+} // namespace
+
 std::string
 KDBrainExtractionOutputFile::TemporaryName(const std::string & fileName)
 {
   // Unique across processes (the process id) and across the calls and
   // threads of one process (a counter).
-  const long long              process = itksys::SystemInformation().GetProcessId();
   static std::atomic<unsigned> counter{ 0 };
+  const auto                   prefix = TemporaryNamePrefix(fileName, itksys::SystemInformation().GetProcessId());
   const std::string            directory = itksys::SystemTools::GetFilenamePath(fileName);
-  const std::string            name = itksys::SystemTools::GetFilenameName(fileName);
-  const std::string            extension = KDBrainExtractionInputFile::ImageExtension(fileName);
-  char                         unique[40];
-  std::snprintf(unique, sizeof(unique), "%lld-%u", process, counter++);
-  return (directory.empty() ? std::string() : directory + "/") + "." + name.substr(0, name.size() - extension.size()) +
-         ".kdbet-" + unique + extension;
+  return (directory.empty() ? std::string() : directory + "/") + prefix.second + std::to_string(counter++) +
+         KDBrainExtractionInputFile::ImageExtension(fileName);
+}
+
+void
+KDBrainExtractionOutputFile::RemoveTemporariesOf(const std::string & fileName, long long processId)
+{
+  const auto        prefix = TemporaryNamePrefix(fileName, processId);
+  const std::string extension = KDBrainExtractionInputFile::ImageExtension(fileName);
+  itksys::Directory directory;
+  if (!directory.Load(prefix.first))
+  {
+    return;
+  }
+  for (unsigned long i = 0; i < directory.GetNumberOfFiles(); ++i)
+  {
+    const std::string name = directory.GetFile(i);
+    if (name.size() > prefix.second.size() + extension.size() && name.rfind(prefix.second, 0) == 0 &&
+        name.compare(name.size() - extension.size(), extension.size(), extension) == 0 &&
+        name.find_first_not_of("0123456789", prefix.second.size()) == name.size() - extension.size())
+    {
+      std::remove((prefix.first + "/" + name).c_str());
+    }
+  }
 }
 
 namespace

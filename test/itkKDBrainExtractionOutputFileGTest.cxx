@@ -22,6 +22,7 @@
 #include "itksys/SystemTools.hxx"
 
 #include <fstream>
+#include <unistd.h>
 #include <set>
 
 namespace
@@ -99,6 +100,35 @@ TEST(KDBrainExtractionOutputFile, StagedFilesAreRemovedOnRequestAndPlacedOnesAre
   // What a SIGINT/SIGTERM handler calls.
   KDBrainExtractionOutputFile::RemoveStagedFiles();
   EXPECT_EQ(Listing(folder), std::set<std::string>{ "placed.nii.gz" });
+}
+
+TEST(KDBrainExtractionOutputFile, TemporariesOfAKilledProcessAreRemovedAndNothingElse)
+{
+  const std::string folder = OutputFolder() + "/killed";
+  itksys::SystemTools::RemoveADirectory(folder);
+  itksys::SystemTools::MakeDirectory(folder);
+  for (const char * name : { ".head_mask.kdbet-4242-0.nii.gz", // the killed process's
+                             ".head_mask.kdbet-4242-17.nii.gz",
+                             ".head_mask.kdbet-42420-0.nii.gz", // another process's
+                             ".head_mask.kdbet-4242-x.nii.gz",  // not a temporary name
+                             ".head_mask.kdbet-4242-0.nii",     // another output's
+                             ".head_brain.kdbet-4242-0.nii.gz",
+                             "head_mask.nii.gz" })
+  {
+    std::ofstream(folder + "/" + name) << "x";
+  }
+  KDBrainExtractionOutputFile::RemoveTemporariesOf(folder + "/head_mask.nii.gz", 4242);
+  EXPECT_EQ(Listing(folder),
+            (std::set<std::string>{ ".head_mask.kdbet-42420-0.nii.gz",
+                                    ".head_mask.kdbet-4242-x.nii.gz",
+                                    ".head_mask.kdbet-4242-0.nii",
+                                    ".head_brain.kdbet-4242-0.nii.gz",
+                                    "head_mask.nii.gz" }));
+  // The name a process makes is the name it removes.
+  const std::string made = KDBrainExtractionOutputFile::TemporaryName(folder + "/head_mask.nii.gz");
+  std::ofstream(made) << "x";
+  KDBrainExtractionOutputFile::RemoveTemporariesOf(folder + "/head_mask.nii.gz", ::getpid());
+  EXPECT_FALSE(itksys::SystemTools::FileExists(made));
 }
 
 TEST(KDBrainExtractionOutputFile, WrittenImagesReadBackEqual)

@@ -3,14 +3,18 @@ kdbet trusts, damaged containers, special files) through kdbet extract, a
 batch, and the Python module: no crash, no hang, a one-line error naming the
 file, and nothing written for a refused input.
 
-Every variant goes through a batch (one process) and the Python module (one
-worker, restarted after a crash); a sample goes through single-file runs,
+Every variant goes through a batch (one kdbet worker process, restarted after
+a crash) and the Python module (likewise); a sample goes through single-file runs,
 whose exit codes and stderr are checked too. `run_hostile.py` runs every
 variant as a single-file run (by hand: a few minutes)."""
 import json
 import os
+import shutil
+import signal
 import stat
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -269,3 +273,65 @@ def test_evaluate_takes_the_empty_mask_extract_writes_when_no_brain_is_found(kdb
     assert result.returncode == 0, result.stderr
     metrics = json_module.loads(result.stdout)
     assert metrics["dice"] == 0 and metrics["predicted_ml"] == 0 and metrics["hd95_mm"] is None
+
+
+def worker_of(parent, timeout=60):
+    """The process id of the `kdbet __worker` that process `parent` started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    parent_of_entry = int(stream.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    command = stream.read().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent_of_entry == parent and b"__worker" in command:
+                return int(entry)
+        time.sleep(0.01)
+    raise AssertionError(f"process {parent} started no worker")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are started through /proc")
+def test_a_volume_whose_worker_is_killed_fails_alone(kdbet, work_dir, variants):
+    # What the out-of-memory killer, or a crash inside a library, does to one
+    # volume of a cohort: that volume fails, the others are done, the summary
+    # is written, and no temporary file is left.
+    folder = os.path.join(work_dir, "killed-worker")
+    shutil.rmtree(folder, ignore_errors=True)
+    inputs, output = os.path.join(folder, "in"), os.path.join(folder, "out")
+    os.makedirs(inputs)
+    head = next(path for variant, _, path in variants if variant == "valid")
+    count = 6
+    for index in range(1, count + 1):
+        shutil.copy(head, os.path.join(inputs, f"head{index}.nii.gz"))
+    summary = os.path.join(output, "summary.json")
+    process = subprocess.Popen([kdbet, "extract", "-i", inputs, "--output-dir", output, "--write", "mask,brain,qc",
+                                "--summary", summary, "-t", "1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any(f"[1/{count}]" in line for line in lines):
+            lines.append(process.stderr.readline())
+            assert lines[-1], lines  # kdbet ended before the first volume was done
+        # The first volume is done: the worker is on a later one.
+        os.kill(worker_of(process.pid), signal.SIGKILL)
+        lines += process.stderr.readlines()
+        assert process.wait(timeout=300) == 1, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with open(summary) as stream:
+        rows = json.load(stream)
+    assert len(rows) == count, rows
+    failed = [row for row in rows if row["status"] != "ok"]
+    assert len(failed) == 1 and failed[0]["input"] != rows[0]["input"], rows
+    message = failed[0]["message"]
+    assert message.startswith(failed[0]["input"] + ": the worker process was ended by signal 9"), message
+    for row in rows:
+        stem = os.path.basename(row["input"])[: -len(".nii.gz")]
+        written = os.path.exists(os.path.join(output, stem + "_mask.nii.gz"))
+        assert written == (row["status"] == "ok"), (row, sorted(os.listdir(output)))
+    leftovers = [name for name in os.listdir(output) if name.startswith(".")]
+    assert not leftovers, leftovers
