@@ -27,6 +27,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <unistd.h>
 
 namespace kdbet
 {
@@ -34,6 +35,21 @@ namespace
 {
 /** Inputs named by -i (files or folders, folders not recursed) and --list
  * files (one path per line, # comments; relative to the list's folder). */
+/** Whether \a path is the .img of an Analyze/NIfTI .hdr/.img pair: the
+ * pair is one volume, read through its .hdr. */
+bool
+IsDataOfAPair(const std::string & path)
+{
+  const std::string extension = itk::KDBrainExtractionInputFile::ImageExtension(path);
+  const std::string lower = itksys::SystemTools::LowerCase(extension);
+  if (lower != ".img" && lower != ".img.gz")
+  {
+    return false;
+  }
+  const std::string stem = path.substr(0, path.size() - extension.size());
+  return itksys::SystemTools::FileExists(stem + ".hdr", true) || itksys::SystemTools::FileExists(stem + ".HDR", true);
+}
+
 std::vector<std::string>
 CollectInputs(const std::vector<std::string> & inputs, const std::vector<std::string> & lists)
 {
@@ -48,7 +64,7 @@ CollectInputs(const std::vector<std::string> & inputs, const std::vector<std::st
       for (unsigned long i = 0; i < directory.GetNumberOfFiles(); ++i)
       {
         const std::string path = input + "/" + directory.GetFile(i);
-        if (!itksys::SystemTools::FileIsDirectory(path) && LooksLikeImage(path))
+        if (!itksys::SystemTools::FileIsDirectory(path) && LooksLikeImage(path) && !IsDataOfAPair(path))
         {
           found.push_back(path);
         }
@@ -212,11 +228,29 @@ SplitList(const std::string & text)
   }
   return items;
 }
+/** Removes the output folder a run created when the run fails before using
+ * it (a usage error found after the folder was made); only while empty. */
+struct CreatedFolder
+{
+  std::string Path;
+  CreatedFolder() = default;
+  CreatedFolder(const CreatedFolder &) = delete;
+  CreatedFolder &
+  operator=(const CreatedFolder &) = delete;
+  ~CreatedFolder()
+  {
+    if (!Path.empty())
+    {
+      ::rmdir(Path.c_str());
+    }
+  }
+};
 } // namespace
 
 int
 Extract(int argc, char * argv[])
 {
+  CreatedFolder   createdFolder;
   const Arguments arguments(argc,
                             argv,
                             { "--help", "--timings", "--mirror", "--refine", "--gpu", "--in-process" },
@@ -294,9 +328,13 @@ Extract(int argc, char * argv[])
                          "; outputs there would be read as inputs by a rerun (choose another folder)");
       }
     }
-    if (!itksys::SystemTools::FileIsDirectory(directory) && !itksys::SystemTools::MakeDirectory(directory))
+    if (!itksys::SystemTools::FileIsDirectory(directory))
     {
-      throw UsageError(directory + ": cannot create the output folder");
+      if (!itksys::SystemTools::MakeDirectory(directory))
+      {
+        throw UsageError(directory + ": cannot create the output folder");
+      }
+      createdFolder.Path = directory;
     }
     const auto kinds = SplitList(arguments.Get("--write", "brain,mask"));
     if (kinds.empty())
@@ -387,7 +425,8 @@ Extract(int argc, char * argv[])
              arguments.Get("--teacher-model"),
              arguments.Get("--refiner-model"));
 
-  JobRunner              runner(models, !single && !arguments.Has("--in-process"));
+  JobRunner runner(models, !single && !arguments.Has("--in-process"));
+  createdFolder.Path.clear(); // the run is on: the folder stays
   ProgressDisplay        progress(jobs.size());
   std::vector<JobResult> results;
   const bool             timings = arguments.Has("--timings");

@@ -26,7 +26,9 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <vector>
@@ -282,6 +284,239 @@ CheckSpacing(const std::string & fileName, const std::array<double, 3> & spacing
   }
 }
 
+/** KDBrainExtractionInputFile::CheckFile for \a part, a file of the image
+ * \a fileName (its \a role: "data file"); errors start with \a fileName. */
+void
+CheckPartFile(const std::string & fileName, const std::string & part, const char * role)
+{
+  try
+  {
+    KDBrainExtractionInputFile::CheckFile(part);
+  }
+  catch (const ExceptionObject & error)
+  {
+    if (part == fileName)
+    {
+      throw;
+    }
+    itkGenericExceptionMacro(<< fileName << ": its " << role << " " << FirstLine(error));
+  }
+}
+
+/** How many bytes the zlib or gzip stream at \a offset in \a fileName
+ * inflates to, up to \a wanted; \a error says why it stopped short. */
+unsigned long long
+InflatedBytes(const std::string & fileName, unsigned long long offset, unsigned long long wanted, std::string & error)
+{
+  std::ifstream stream(fileName, std::ios::binary);
+  stream.seekg(static_cast<std::streamoff>(offset));
+  z_stream zlib{};
+  if (!stream || inflateInit2(&zlib, 15 + 32) != Z_OK) // 15 + 32: zlib or gzip header
+  {
+    error = "cannot start reading it";
+    return 0;
+  }
+  std::vector<unsigned char> input(1 << 16);
+  std::vector<unsigned char> output(1 << 18);
+  unsigned long long         total = 0;
+  int                        status = Z_OK;
+  while (total < wanted && status != Z_STREAM_END)
+  {
+    if (zlib.avail_in == 0)
+    {
+      stream.read(reinterpret_cast<char *>(input.data()), static_cast<std::streamsize>(input.size()));
+      if (stream.gcount() <= 0)
+      {
+        error = "the compressed data ends early";
+        break;
+      }
+      zlib.next_in = input.data();
+      zlib.avail_in = static_cast<uInt>(stream.gcount());
+    }
+    zlib.next_out = output.data();
+    zlib.avail_out = static_cast<uInt>(output.size());
+    status = inflate(&zlib, Z_NO_FLUSH);
+    total += output.size() - zlib.avail_out;
+    if (status != Z_OK && status != Z_STREAM_END)
+    {
+      error = zlib.msg != nullptr ? zlib.msg : "corrupt compressed data";
+      break;
+    }
+  }
+  inflateEnd(&zlib);
+  return total;
+}
+
+/** Whether a MetaImage header field says True. */
+bool
+IsTrue(const std::map<std::string, std::string> & fields, const char * key)
+{
+  const auto field = fields.find(key);
+  return field != fields.end() && (itksys::SystemTools::LowerCase(field->second) == "true" || field->second == "1");
+}
+
+/** A MetaImage header's fields and its length in bytes (where LOCAL voxels start). */
+struct MetaImageHeader
+{
+  std::map<std::string, std::string> Fields;
+  unsigned long long                 Bytes{ 0 };
+};
+
+/** Reads a MetaImage (.mha, .mhd) header and checks what ITK's MetaIO reader
+ * would take on trust or fail on with several lines of its own on stderr:
+ * numeric fields that are not finite numbers or not NDims of them, negative
+ * spacings (it mirrors them away), text voxels, several data files. */
+MetaImageHeader
+ReadMetaImageHeader(const std::string & fileName)
+{
+  std::ifstream   stream(fileName, std::ios::binary);
+  MetaImageHeader header;
+  auto &          fields = header.Fields;
+  std::string     line;
+  auto            trim = [](const std::string & text) {
+    const auto first = text.find_first_not_of(" \t\r");
+    return first == std::string::npos ? std::string() : text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+  };
+  while (header.Bytes < (1u << 16) && std::getline(stream, line))
+  {
+    header.Bytes += line.size() + (stream.eof() ? 0 : 1);
+    const auto equals = line.find('=');
+    if (equals != std::string::npos)
+    {
+      const std::string key = trim(line.substr(0, equals));
+      fields[key] = trim(line.substr(equals + 1));
+      if (key == "ElementDataFile")
+      {
+        break;
+      }
+    }
+  }
+  if (!fields.count("ElementDataFile"))
+  {
+    itkGenericExceptionMacro(<< fileName << ": a MetaImage header without ElementDataFile");
+  }
+  auto numbers = [&](const std::string & key) {
+    std::vector<double> values;
+    std::istringstream  tokens(fields[key]);
+    std::string         token;
+    while (tokens >> token)
+    {
+      char *       end = nullptr;
+      const double value = std::strtod(token.c_str(), &end);
+      if (end != token.c_str() + token.size() || !std::isfinite(value))
+      {
+        itkGenericExceptionMacro(<< fileName << ": invalid MetaImage header field " << key << " = " << fields[key]);
+      }
+      values.push_back(value);
+    }
+    return values;
+  };
+  const auto dimensions = fields.count("NDims") ? numbers("NDims") : std::vector<double>();
+  if (dimensions.size() != 1 || !(dimensions[0] >= 1 && dimensions[0] <= 16) ||
+      dimensions[0] != std::floor(dimensions[0]))
+  {
+    itkGenericExceptionMacro(<< fileName << ": invalid or missing NDims in the MetaImage header");
+  }
+  const auto axes = static_cast<std::size_t>(dimensions[0]);
+  for (const char * key : { "DimSize",
+                            "ElementSpacing",
+                            "ElementSize",
+                            "Offset",
+                            "Position",
+                            "Origin",
+                            "CenterOfRotation",
+                            "TransformMatrix",
+                            "Rotation",
+                            "Orientation" })
+  {
+    if (!fields.count(key) && std::string(key) != "DimSize")
+    {
+      continue;
+    }
+    const auto values = numbers(key);
+    const bool matrix =
+      std::string(key) == "TransformMatrix" || std::string(key) == "Rotation" || std::string(key) == "Orientation";
+    const size_t expected = matrix ? axes * axes : axes;
+    if (values.size() != expected)
+    {
+      itkGenericExceptionMacro(<< fileName << ": invalid MetaImage header field " << key << " = " << fields[key] << " ("
+                               << expected << " numbers expected)");
+    }
+    for (const double value : values)
+    {
+      if (std::string(key) == "DimSize" && !(value >= 1 && value == std::floor(value)))
+      {
+        itkGenericExceptionMacro(<< fileName << ": invalid MetaImage header field DimSize = " << fields[key]);
+      }
+      if ((std::string(key) == "ElementSpacing" || std::string(key) == "ElementSize") && !(value > 0.0))
+      {
+        itkGenericExceptionMacro(<< fileName << ": invalid voxel spacing in the MetaImage header (" << key << " = "
+                                 << fields[key] << "); spacings must be positive");
+      }
+    }
+  }
+  if (fields.count("BinaryData") && !IsTrue(fields, "BinaryData"))
+  {
+    itkGenericExceptionMacro(<< fileName << ": MetaImage with voxels stored as text (BinaryData = "
+                             << fields["BinaryData"] << "); convert it to NIfTI or binary MetaImage");
+  }
+  const std::string dataName = fields["ElementDataFile"];
+  if (dataName == "LIST" || dataName.find('%') != std::string::npos || dataName.find(' ') != std::string::npos)
+  {
+    itkGenericExceptionMacro(<< fileName << ": MetaImage with several data files (ElementDataFile = " << dataName
+                             << ") is not read; convert it to one file");
+  }
+  return header;
+}
+
+/** The voxels of a MetaImage whose header passed ReadMetaImageHeader and
+ * ITK's checks (\a io): a data file that is a regular file, holding at least
+ * the bytes the header describes (MetaIO fills an uninitialised buffer from a
+ * short one), compressed or not. */
+void
+CheckMetaImageData(const std::string & fileName, const MetaImageHeader & header, const ImageIOBase & io)
+{
+  auto                     fields = header.Fields;
+  const unsigned long long headerBytes = header.Bytes;
+  const std::string        dataName = fields["ElementDataFile"];
+  std::string              dataFile = fileName;
+  unsigned long long       offset = headerBytes;
+  if (dataName != "LOCAL")
+  {
+    dataFile = itksys::SystemTools::FileIsFullPath(dataName)
+                 ? dataName
+                 : itksys::SystemTools::GetFilenamePath(fileName) + "/" + dataName;
+    CheckPartFile(fileName, dataFile, "data file");
+    offset = 0;
+  }
+  const long long    headerSize = fields.count("HeaderSize") ? std::atoll(fields["HeaderSize"].c_str()) : 0;
+  unsigned long long byteCount = io.GetNumberOfComponents() * io.GetComponentSize();
+  for (unsigned int d = 0; d < io.GetNumberOfDimensions(); ++d)
+  {
+    byteCount *= io.GetDimensions(d); // bounded: the sizes were checked against the voxel limit
+  }
+  const auto fileBytes = static_cast<unsigned long long>(itksys::SystemTools::FileLength(dataFile));
+  if (IsTrue(fields, "CompressedData"))
+  {
+    offset += static_cast<unsigned long long>(std::max(headerSize, 0LL));
+    std::string              error;
+    const unsigned long long inflated = InflatedBytes(dataFile, offset, byteCount, error);
+    if (inflated < byteCount)
+    {
+      itkGenericExceptionMacro(<< fileName << ": truncated or corrupt compressed voxels (the header describes "
+                               << byteCount << " bytes, " << inflated << " could be read: " << error << ")");
+    }
+    return;
+  }
+  offset = headerSize == -1 ? 0 : offset + static_cast<unsigned long long>(std::max(headerSize, 0LL));
+  if (fileBytes < offset || fileBytes - offset < byteCount)
+  {
+    itkGenericExceptionMacro(<< fileName << ": truncated file (the header describes " << byteCount
+                             << " bytes of voxels, " << (dataFile == fileName ? "the file" : dataFile) << " holds "
+                             << (fileBytes > offset ? fileBytes - offset : 0) << ")");
+  }
+}
+
 /** NIfTI-1 (single file or pair) and Analyze 7.5: every field ITK's reader
  * trusts, then the stored voxels. */
 void
@@ -304,13 +539,13 @@ CheckAnalyzeFamilyFile(const std::string & fileName, const std::string & extensi
         break;
       }
     }
-    KDBrainExtractionInputFile::CheckFile(headerFile);
+    CheckPartFile(fileName, headerFile, "header file");
     if (dataFile.empty())
     {
       itkGenericExceptionMacro(<< fileName << ": the data file " << stem << ".img of the header " << headerFile
                                << " is missing");
     }
-    KDBrainExtractionInputFile::CheckFile(dataFile);
+    CheckPartFile(fileName, dataFile, "data file");
   }
 
   std::vector<char> bytes(352, 0);
@@ -648,6 +883,13 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
     }
     itkGenericExceptionMacro(<< fileName << ": not an image in a format ITK can read");
   }
+  // MetaIO prints its own complaints on stderr: its header is checked first.
+  const bool      isMetaImage = extension == ".mha" || extension == ".mhd";
+  MetaImageHeader metaImageHeader;
+  if (isMetaImage)
+  {
+    metaImageHeader = ReadMetaImageHeader(fileName);
+  }
   io->SetFileName(fileName);
   try
   {
@@ -736,6 +978,10 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
                                  << second << ")");
       }
     }
+  }
+  if (isMetaImage)
+  {
+    CheckMetaImageData(fileName, metaImageHeader, *io);
   }
 }
 

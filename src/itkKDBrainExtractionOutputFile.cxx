@@ -39,8 +39,21 @@ TemporaryNamePrefix(const std::string & fileName, long long processId)
   const std::string directory = itksys::SystemTools::GetFilenamePath(fileName);
   const std::string name = itksys::SystemTools::GetFilenameName(fileName);
   const std::string extension = KDBrainExtractionInputFile::ImageExtension(fileName);
-  return { directory.empty() ? std::string(".") : directory,
-           "." + name.substr(0, name.size() - extension.size()) + ".kdbet-" + std::to_string(processId) + "-" };
+  std::string       stem = name.substr(0, name.size() - extension.size());
+  // A legal output name near the 255-byte limit must not give an illegal
+  // temporary name: the stem is shortened (at a UTF-8 character boundary) to
+  // leave room for the dot, ".kdbet-", the process id, "-" and a counter.
+  const std::size_t room = 255 - std::min<std::size_t>(255, 1 + 7 + 20 + 1 + 10 + extension.size());
+  if (stem.size() > room)
+  {
+    std::size_t cut = room;
+    while (cut > 0 && (static_cast<unsigned char>(stem[cut]) & 0xC0) == 0x80)
+    {
+      --cut;
+    }
+    stem.resize(cut);
+  }
+  return { directory.empty() ? std::string(".") : directory, "." + stem + ".kdbet-" + std::to_string(processId) + "-" };
 }
 } // namespace
 

@@ -1,5 +1,6 @@
 """Hostile NIfTI-1 files made from one valid head: every header field the
-reader trusts, set to what an attacker or a broken converter writes.
+reader trusts, set to what an attacker or a broken converter writes; and
+MetaImage files and .hdr/.img pairs of the same head, damaged alike.
 
 Each variant is (name, expectation, bytes-making function). Expectations:
 "refuse" (exit 1 or 2, one error line naming the file, no output), "accept"
@@ -8,6 +9,7 @@ Each variant is (name, expectation, bytes-making function). Expectations:
 import gzip
 import math
 import struct
+import zlib
 
 import numpy as np
 
@@ -195,8 +197,95 @@ def file_bytes_corrupt():
     ]
 
 
+def metaimage_header(shape, spacing, data_file="LOCAL", **fields):
+    """A MetaImage header for a float volume; `fields` replace or add entries."""
+    half = [-(n - 1) * spacing / 2 for n in shape]
+    entries = {
+        "ObjectType": "Image", "NDims": "3", "BinaryData": "True", "BinaryDataByteOrderMSB": "False",
+        "CompressedData": "False", "TransformMatrix": "1 0 0 0 1 0 0 0 1",
+        "Offset": " ".join(str(v) for v in half), "AnatomicalOrientation": "RAI",
+        "ElementSpacing": f"{spacing} {spacing} {spacing}", "DimSize": " ".join(str(n) for n in shape),
+        "ElementType": "MET_FLOAT",
+    }
+    entries.update(fields)
+    entries["ElementDataFile"] = data_file  # always last
+    return "".join(f"{key} = {value}\n" for key, value in entries.items()).encode()
+
+
+def other_format_variants():
+    """MetaImage (.mha, .mhd + .raw) and Analyze/NIfTI pairs (.hdr + .img):
+    each make() returns {extension: bytes}, the first entry the file given to
+    kdbet; b"{stem}" in a header stands for the variant's file name stem."""
+    volume, spacing = base_volume()
+    shape = volume.shape
+    data = volume.tobytes(order="F")
+    packed = zlib.compress(data, 1)
+    nan_data = bytearray(data)
+    struct.pack_into("<f", nan_data, len(data) // 2, NAN)
+    out = []
+
+    def mha(name, expectation, voxels=data, **fields):
+        out.append((name, expectation, lambda: {".mha": metaimage_header(shape, spacing, **fields) + voxels}))
+
+    mha("mha-valid", "accept")
+    mha("mha-compressed-valid", "accept", packed, CompressedData="True", CompressedDataSize=str(len(packed)))
+    mha("mha-truncated", "refuse", data[: len(data) // 2])
+    mha("mha-one-byte-short", "refuse", data[:-1])
+    mha("mha-compressed-truncated", "refuse", packed[: len(packed) // 2], CompressedData="True")
+    mha("mha-compressed-garbage", "refuse", b"\x78\x01" + bytes(range(256)) * 40, CompressedData="True")
+    mha("mha-compressed-empty", "refuse", b"", CompressedData="True")
+    mha("mha-negative-spacing", "refuse", ElementSpacing=f"-{spacing} {spacing} {spacing}")
+    mha("mha-zero-spacing", "refuse", ElementSpacing=f"{spacing} 0 {spacing}")
+    mha("mha-nan-spacing", "refuse", ElementSpacing=f"{spacing} nan {spacing}")
+    mha("mha-negative-element-size", "refuse", ElementSize=f"{spacing} {spacing} -{spacing}")
+    mha("mha-non-orthogonal", "refuse", TransformMatrix="1 0.5 0 0 1 0 0 0 1")
+    mha("mha-nan-direction", "refuse", TransformMatrix="1 0 0 0 nan 0 0 0 1")
+    mha("mha-nan-voxel", "refuse", bytes(nan_data))
+    mha("mha-dims-huge", "refuse", DimSize="100000 100000 100000")
+    mha("mha-dims-2d", "refuse", NDims="2", DimSize="40 48")
+    mha("mha-text-voxels", "refuse", b"1 2 3\n", BinaryData="False")
+    mha("mha-data-file-list", "refuse", data_file="LIST")
+    mha("mha-data-file-pattern", "refuse", data_file="slice%03d.raw 1 36 1")
+    mha("mha-data-file-dev-zero", "refuse", b"", data_file="/dev/zero")
+    mha("mha-data-file-missing", "refuse", b"", data_file="nowhere.raw")
+    mha("mha-header-size-beyond-file", "refuse", HeaderSize="100000000")
+
+    def mhd(name, expectation, raw=data, **fields):
+        out.append((name, expectation,
+                    lambda: {".mhd": metaimage_header(shape, spacing, data_file="{stem}.raw", **fields), ".raw": raw}))
+
+    mhd("mhd-valid", "accept")
+    mhd("mhd-truncated-raw", "refuse", data[: len(data) // 3])
+    mhd("mhd-empty-raw", "refuse", b"")
+    mhd("mhd-header-size-minus-one", "accept", b"padding" + data, HeaderSize="-1")
+    out.append(("mhd-missing-raw", "refuse",
+                lambda: {".mhd": metaimage_header(shape, spacing, data_file="{stem}.raw")}))
+
+    def pair(name, expectation, image=data, patch=None, with_image=True):
+        def make():
+            h = header(shape, spacing)
+            h[MAGIC:MAGIC + 4] = b"ni1\0"
+            struct.pack_into("<f", h, VOX_OFFSET, 0.0)
+            if patch:
+                patch(h)
+            files = {".hdr": bytes(h)}
+            if with_image:
+                files[".img"] = image
+            return files
+        out.append((name, expectation, make))
+
+    pair("pair-valid", "accept")
+    pair("pair-truncated-img", "refuse", data[: len(data) // 2])
+    pair("pair-empty-img", "refuse", b"")
+    pair("pair-nan-voxel", "refuse", bytes(nan_data))
+    pair("pair-missing-img", "refuse", with_image=False)
+    pair("pair-bitpix-disagrees", "refuse", patch=lambda h: struct.pack_into("<h", h, BITPIX, 64))
+    pair("pair-negative-pixdim", "either", patch=lambda h: struct.pack_into("<f", h, PIXDIM + 4, -spacing))
+    return out
+
+
 def all_variants():
-    return variants() + file_bytes_corrupt()
+    return variants() + file_bytes_corrupt() + other_format_variants()
 
 
 if __name__ == "__main__":

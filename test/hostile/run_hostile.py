@@ -17,16 +17,30 @@ import hostile_nifti  # noqa: E402
 TIMEOUT_SECONDS = 60
 
 
+IMAGE_EXTENSIONS = (".nii.gz", ".mha", ".mhd", ".hdr")
+
+
+def stem_of(path):
+    """A variant file's path without its image extension."""
+    return next(path[: -len(e)] for e in IMAGE_EXTENSIONS if path.endswith(e))
+
+
 def write_variants(work):
+    """Writes every variant into `work`; (name, expectation, path of the file to read)."""
     files = []
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     for name, expectation, make in hostile_nifti.all_variants():
         safe = "".join(c if c.isalnum() or c in "-=.," else "_" for c in name)
-        path = os.path.join(work, f"{safe}.nii.gz")
-        with open(path, "wb") as stream:
-            stream.write(make())
-        files.append((name, expectation, path))
+        made = make()
+        if isinstance(made, bytes):
+            made = {".nii.gz": made}
+        for index, (extension, content) in enumerate(made.items()):
+            path = os.path.join(work, safe + extension)
+            with open(path, "wb") as stream:
+                stream.write(content.replace(b"{stem}", safe.encode()))
+            if index == 0:
+                files.append((name, expectation, path))
     return files
 
 
@@ -42,7 +56,7 @@ def judge(name, expectation, path, code, stderr, outputs):
     lines = [line for line in stderr.splitlines() if line.strip()]
     written = [o for o in outputs if os.path.exists(o)]
     leftovers = [f for f in os.listdir(os.path.dirname(outputs[0]))
-                 if f.startswith(".") and os.path.basename(path).split(".nii")[0] in f]
+                 if f.startswith(".") and os.path.basename(stem_of(path)) in f]
     if code is None:
         return [f"hung (over {TIMEOUT_SECONDS} s)"]
     if code < 0 or code > 2:
@@ -68,7 +82,7 @@ def judge(name, expectation, path, code, stderr, outputs):
 
 
 def run_cli(kdbet, name, expectation, path, environment):
-    stem = path[: -len(".nii.gz")]
+    stem = stem_of(path)
     outputs = [stem + "_mask.out.nii.gz", stem + "_brain.out.nii.gz"]
     try:
         result = subprocess.run([kdbet, "extract", "-i", path, "-m", outputs[0], "-o", outputs[1], "-t", "1"],

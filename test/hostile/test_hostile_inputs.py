@@ -49,7 +49,7 @@ def test_batch_refuses_each_bad_file_alone_and_writes_the_summary(kdbet, work_di
     problems = {}
     for name, expectation, path in variants:
         row = rows.get(path)
-        mask = os.path.join(output, os.path.basename(path)[: -len(".nii.gz")] + "_mask.nii.gz")
+        mask = os.path.join(output, os.path.basename(run_hostile.stem_of(path)) + "_mask.nii.gz")
         found = []
         if row is None:
             found.append("no summary row")
@@ -335,3 +335,70 @@ def test_a_volume_whose_worker_is_killed_fails_alone(kdbet, work_dir, variants):
         assert written == (row["status"] == "ok"), (row, sorted(os.listdir(output)))
     leftovers = [name for name in os.listdir(output) if name.startswith(".")]
     assert not leftovers, leftovers
+
+
+def test_cli_and_python_agree_when_pixdim_and_sform_disagree(kdbet, python_dir, work_dir):
+    # Both set, both valid, 4 mm (pixdim, qform) against 3.5 mm (sform): the
+    # command line and the Python module read the file through one reader and
+    # must see the same grid and give the same mask.
+    if not python_dir:
+        pytest.skip("the Python module is not built")
+    import struct
+
+    import nibabel
+    import numpy as np
+
+    volume, spacing = hostile_nifti.base_volume()
+    h = hostile_nifti.header(volume.shape, spacing)
+    half = [-(n - 1) * 3.5 / 2 for n in volume.shape]
+    struct.pack_into("<12f", h, hostile_nifti.SROW, 3.5, 0, 0, half[0], 0, 3.5, 0, half[1], 0, 0, 3.5, half[2])
+    head = os.path.join(work_dir, "pixdim-sform-disagree.nii.gz")
+    with open(head, "wb") as stream:
+        stream.write(hostile_nifti.assemble(h, volume.tobytes(order="F")))
+    mask = os.path.join(work_dir, "pixdim-sform-disagree_mask.nii.gz")
+    result = subprocess.run([kdbet, "extract", "-i", head, "-m", mask, "-t", "1"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    program = ("import json, sys, kdbet\n"
+               "array, spacing, origin, direction = kdbet.read_image(sys.argv[1])\n"
+               "mask = kdbet.Model(threads=1).extract(array, spacing, origin, direction)['mask']\n"
+               "print(json.dumps({'spacing': list(spacing), 'origin': list(origin), 'mask': int(mask.sum()),\n"
+               "                  'shape': list(mask.shape)}))\n")
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = python_dir + os.pathsep + environment.get("PYTHONPATH", "")
+    python = subprocess.run([sys.executable, "-c", program, head], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert python.returncode == 0, python.stderr
+    seen = json.loads(python.stdout)
+    written = nibabel.load(mask)
+    assert np.allclose(sorted(seen["spacing"]), sorted(written.header.get_zooms()[:3]), atol=1e-4), seen
+    assert np.allclose(seen["spacing"], spacing, atol=1e-4), seen  # ITK's spacing is pixdim's
+    assert seen["mask"] == int(np.asarray(written.dataobj).sum()), seen
+
+
+def test_a_usage_error_found_late_leaves_no_output_folder(kdbet, work_dir, variants):
+    head = next(path for variant, _, path in variants if variant == "valid")
+    parent = os.path.join(work_dir, "never-made")
+    shutil.rmtree(parent, ignore_errors=True)
+    os.makedirs(parent)
+    folder = os.path.join(parent, "out")
+    for bad in (["--threshold", "5"], ["--border", "nan"], ["--model", os.path.join(parent, "missing.kdbm")]):
+        result = subprocess.run([kdbet, "extract", "-i", head, "--output-dir", folder] + bad, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode in (1, 2), result.stderr
+        assert not os.path.exists(folder), (bad, result.stderr)
+
+
+@pytest.mark.parametrize("character", ["m", "\u00e9"])
+def test_an_output_name_near_the_length_limit_is_written(kdbet, work_dir, variants, character):
+    # 251 bytes is a legal file name; its temporary name must be one too.
+    head = next(path for variant, _, path in variants if variant == "valid")
+    folder = os.path.join(work_dir, "long-names")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    stem_bytes = 251 - len(".nii.gz")
+    name = character * (stem_bytes // len(character.encode())) + ".nii.gz"
+    result = subprocess.run([kdbet, "extract", "-i", head, "-m", os.path.join(folder, name)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(folder) == [name]
