@@ -27,6 +27,7 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <new>
 #include <iostream>
 #include <map>
 
@@ -328,11 +329,20 @@ RunAlone(JobResult & result, Clock::time_point start, const std::function<void()
   {
     result.Message = DescribeError(error);
   }
+  catch (const std::bad_alloc &)
+  {
+    result.Message = "out of memory";
+  }
   catch (const std::exception & error)
   {
     result.Message = error.what();
   }
   result.Message = result.Message.substr(0, result.Message.find('\n'));
+  // Every message names the volume, also those of LibTorch or the allocator.
+  if (!result.Succeeded && result.Message.rfind(result.Input + ": ", 0) != 0)
+  {
+    result.Message = result.Input + ": " + result.Message;
+  }
   result.Seconds = SecondsSince(start);
 }
 

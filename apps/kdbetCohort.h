@@ -143,8 +143,9 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
 void
 CheckOutputsAreNew(const std::vector<Job> & jobs, const std::string & summaryFile);
 
-/** Runs one volume's work: a failure becomes the result's one-line message
- * instead of ending the cohort; records the seconds since start. */
+/** Runs one volume's work: a failure becomes the result's one-line message,
+ * which starts with the input's name, instead of ending the cohort; records
+ * the seconds since start. */
 void
 RunAlone(JobResult & result, Clock::time_point start, const std::function<void()> & work);
 
