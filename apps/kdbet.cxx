@@ -820,7 +820,7 @@ main(int argc, char * argv[])
   }
   catch (const itk::ExceptionObject & error)
   {
-    std::cerr << "kdbet: error: " << kdbet::DescribeError(error) << std::endl;
+    std::cerr << "kdbet: error: " << itk::KDBrainExtractionInputFile::DescribeError(error) << std::endl;
     return 1;
   }
   catch (const std::exception & error)

@@ -327,7 +327,7 @@ RunAlone(JobResult & result, Clock::time_point start, const std::function<void()
   }
   catch (const itk::ExceptionObject & error)
   {
-    result.Message = DescribeError(error);
+    result.Message = itk::KDBrainExtractionInputFile::DescribeError(error);
   }
   catch (const std::bad_alloc &)
   {

@@ -38,19 +38,6 @@ DefaultNumberOfThreads()
 }
 
 
-std::string
-DescribeError(const itk::ExceptionObject & error)
-{
-  std::string message = error.GetDescription();
-  message = message.substr(0, message.find('\n'));
-  const std::string prefix = "ITK ERROR: ";
-  if (message.rfind(prefix, 0) == 0)
-  {
-    message.erase(0, prefix.size());
-  }
-  return message;
-}
-
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role)
 {

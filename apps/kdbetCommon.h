@@ -147,10 +147,6 @@ private:
 unsigned int
 DefaultNumberOfThreads();
 
-/** The first line of an exception's description, without ITK's "ITK ERROR: "
- * prefix: what a person needs, on one line. */
-std::string
-DescribeError(const itk::ExceptionObject & error);
 
 ModelType::Pointer
 LoadModel(const std::string & fileName, ModelType::RoleEnum role);

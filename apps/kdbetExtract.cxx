@@ -89,7 +89,7 @@ CollectInputs(const std::vector<std::string> & inputs, const std::vector<std::st
     }
     catch (const itk::ExceptionObject & error)
     {
-      throw UsageError(DescribeError(error) + " (the --list file)");
+      throw UsageError(itk::KDBrainExtractionInputFile::DescribeError(error) + " (the --list file)");
     }
     std::ifstream stream(list);
     if (!stream)

@@ -345,7 +345,7 @@ Worker(int argc, char * argv[])
   }
   catch (const itk::ExceptionObject & error)
   {
-    WriteLine(replies, Json{ { "error", DescribeError(error) } });
+    WriteLine(replies, Json{ { "error", itk::KDBrainExtractionInputFile::DescribeError(error) } });
     return 1;
   }
   catch (const std::exception & error)

@@ -93,6 +93,12 @@ public:
   /** The extension of an image file name, double ones (.nii.gz) included. */
   static std::string
   ImageExtension(const std::string & fileName);
+
+  /** An ITK exception as one line for a user: the description's first line
+   * without ITK's "ITK ERROR: " and "itk::ERROR: NrrdImageIO(0x55d4...): "
+   * decorations (object addresses say nothing to a user). */
+  static std::string
+  DescribeError(const ExceptionObject & error);
 };
 } // end namespace itk
 

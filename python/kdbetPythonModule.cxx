@@ -44,15 +44,6 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 /** Raised for every failure, with the same one-line message as kdbet's. */
 PyObject * ExtractionError = nullptr;
 
-std::string
-Describe(const itk::ExceptionObject & error)
-{
-  std::string message = error.GetDescription();
-  message = message.substr(0, message.find('\n'));
-  const std::string prefix = "ITK ERROR: ";
-  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
-}
-
 /** Geometry in ITK's convention: physical LPS, (x, y, z) order. */
 struct Geometry
 {
@@ -363,7 +354,7 @@ PYBIND11_MODULE(_kdbet, module)
     }
     catch (const itk::ExceptionObject & error)
     {
-      PyErr_SetString(ExtractionError, Describe(error).c_str());
+      PyErr_SetString(ExtractionError, itk::KDBrainExtractionInputFile::DescribeError(error).c_str());
     }
   });
 

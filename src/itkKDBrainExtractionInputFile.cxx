@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -40,14 +41,7 @@ namespace
 std::string
 FirstLine(const ExceptionObject & error)
 {
-  std::string message = error.GetDescription();
-  message = message.substr(0, message.find('\n'));
-  const std::string prefix = "ITK ERROR: ";
-  if (message.rfind(prefix, 0) == 0)
-  {
-    message.erase(0, prefix.size());
-  }
-  return message;
+  return KDBrainExtractionInputFile::DescribeError(error);
 }
 
 std::string
@@ -347,6 +341,55 @@ InflatedBytes(const std::string & fileName, unsigned long long offset, unsigned 
   return total;
 }
 
+/** The file \a name as a header file \a fileName refers to it: relative
+ * names are in the header's folder. */
+std::string
+SiblingFile(const std::string & fileName, const std::string & name)
+{
+  const std::string folder = itksys::SystemTools::GetFilenamePath(fileName);
+  return itksys::SystemTools::FileIsFullPath(name) || folder.empty() ? name : folder + "/" + name;
+}
+
+/** NRRD (.nrrd, .nhdr): a detached data file must be one regular file
+ * (teem would open a FIFO and wait for a writer forever); checked before ITK
+ * reads the header, which opens it. Teem checks the rest itself. */
+void
+CheckNrrdDataFile(const std::string & fileName)
+{
+  std::ifstream      stream(fileName, std::ios::binary);
+  std::string        line;
+  unsigned long long headerBytes = 0;
+  while (headerBytes < (1u << 16) && std::getline(stream, line))
+  {
+    headerBytes += line.size() + 1;
+    if (!line.empty() && line.back() == '\r')
+    {
+      line.pop_back();
+    }
+    if (line.empty())
+    {
+      break; // the end of the header
+    }
+    for (const char * key : { "data file:", "datafile:" })
+    {
+      if (line.rfind(key, 0) != 0)
+      {
+        continue;
+      }
+      const std::string name = line.substr(line.find_first_not_of(' ', std::strlen(key)) == std::string::npos
+                                             ? line.size()
+                                             : line.find_first_not_of(' ', std::strlen(key)));
+      if (name.empty() || name.rfind("LIST", 0) == 0 || name.find(' ') != std::string::npos ||
+          name.find('%') != std::string::npos)
+      {
+        itkGenericExceptionMacro(<< fileName << ": NRRD with several or no data files (" << line
+                                 << ") is not read; convert it to one file");
+      }
+      CheckPartFile(fileName, SiblingFile(fileName, name), "data file");
+    }
+  }
+}
+
 /** Whether a MetaImage header field says True. */
 bool
 IsTrue(const std::map<std::string, std::string> & fields, const char * key)
@@ -483,9 +526,7 @@ CheckMetaImageData(const std::string & fileName, const MetaImageHeader & header,
   unsigned long long       offset = headerBytes;
   if (dataName != "LOCAL")
   {
-    dataFile = itksys::SystemTools::FileIsFullPath(dataName)
-                 ? dataName
-                 : itksys::SystemTools::GetFilenamePath(fileName) + "/" + dataName;
+    dataFile = SiblingFile(fileName, dataName);
     CheckPartFile(fileName, dataFile, "data file");
     offset = 0;
   }
@@ -890,6 +931,10 @@ KDBrainExtractionInputFile::CheckImageFile(const std::string & fileName)
   {
     metaImageHeader = ReadMetaImageHeader(fileName);
   }
+  if (extension == ".nrrd" || extension == ".nhdr")
+  {
+    CheckNrrdDataFile(fileName);
+  }
   io->SetFileName(fileName);
   try
   {
@@ -1019,6 +1064,16 @@ KDBrainExtractionInputFile::ReadImage(const std::string & fileName)
                              << "intensity scaling)");
   }
   return image;
+}
+
+std::string
+KDBrainExtractionInputFile::DescribeError(const ExceptionObject & error)
+{
+  std::string message = error.GetDescription();
+  message = message.substr(0, message.find('\n'));
+  static const std::regex decorations(
+    "(ITK ERROR: |itk::ERROR: )?[A-Za-z_][A-Za-z0-9_:]*\\(0x[0-9a-fA-F]+\\): |^ITK ERROR: ");
+  return std::regex_replace(message, decorations, "");
 }
 
 KDBrainExtractionInputFile::ImageType::Pointer

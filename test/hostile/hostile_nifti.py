@@ -1,6 +1,6 @@
 """Hostile NIfTI-1 files made from one valid head: every header field the
 reader trusts, set to what an attacker or a broken converter writes; and
-MetaImage files and .hdr/.img pairs of the same head, damaged alike.
+MetaImage, NRRD and .hdr/.img pair files of the same head, damaged alike.
 
 Each variant is (name, expectation, bytes-making function). Expectations:
 "refuse" (exit 1 or 2, one error line naming the file, no output), "accept"
@@ -213,7 +213,8 @@ def metaimage_header(shape, spacing, data_file="LOCAL", **fields):
 
 
 def other_format_variants():
-    """MetaImage (.mha, .mhd + .raw) and Analyze/NIfTI pairs (.hdr + .img):
+    """MetaImage (.mha, .mhd + .raw), NRRD (.nrrd, .nhdr + .raw) and
+    Analyze/NIfTI pairs (.hdr + .img):
     each make() returns {extension: bytes}, the first entry the file given to
     kdbet; b"{stem}" in a header stands for the variant's file name stem."""
     volume, spacing = base_volume()
@@ -273,6 +274,36 @@ def other_format_variants():
                 files[".img"] = image
             return files
         out.append((name, expectation, make))
+
+    def nrrd_header(encoding="raw", data_file=None, directions="(4,0,0) (0,4,0) (0,0,4)"):
+        text = (f"NRRD0004\ntype: float\ndimension: 3\nspace: left-posterior-superior\n"
+                f"sizes: {shape[0]} {shape[1]} {shape[2]}\nspace directions: {directions}\nendian: little\n"
+                f"encoding: {encoding}\nspace origin: (0,0,0)\n")
+        if data_file:
+            text += f"data file: {data_file}\n"
+        return (text + "\n").encode()
+
+    def nrrd(name, expectation, voxels=data, **header_fields):
+        out.append((name, expectation, lambda: {".nrrd": nrrd_header(**header_fields) + voxels}))
+
+    def nhdr(name, expectation, raw=data, data_file="{stem}.raw"):
+        out.append((name, expectation, lambda: {".nhdr": nrrd_header(data_file=data_file), ".raw": raw}))
+
+    packed_gzip = gzip.compress(data, 1)
+    nrrd("nrrd-valid", "accept")
+    nrrd("nrrd-gzip-valid", "accept", packed_gzip, encoding="gzip")
+    nrrd("nrrd-truncated", "refuse", data[: len(data) // 2])
+    nrrd("nrrd-gzip-truncated", "refuse", packed_gzip[: len(packed_gzip) // 2], encoding="gzip")
+    nrrd("nrrd-nan-direction", "refuse", directions="(nan,0,0) (0,4,0) (0,0,4)")
+    nrrd("nrrd-sheared", "refuse", directions="(4,2,0) (0,4,0) (0,0,4)")
+    nrrd("nrrd-zero-direction", "refuse", directions="(0,0,0) (0,4,0) (0,0,4)")
+    nrrd("nrrd-nan-voxel", "refuse", bytes(nan_data))
+    nhdr("nhdr-valid", "accept")
+    nhdr("nhdr-truncated-raw", "refuse", data[:1000])
+    nhdr("nhdr-data-file-dev-zero", "refuse", data_file="/dev/zero")
+    nhdr("nhdr-data-file-missing", "refuse", data_file="nowhere.raw")
+    nhdr("nhdr-data-file-list", "refuse", data_file="LIST")
+    nhdr("nhdr-data-file-pattern", "refuse", data_file="slice%03d.raw 1 36 1")
 
     pair("pair-valid", "accept")
     pair("pair-truncated-img", "refuse", data[: len(data) // 2])

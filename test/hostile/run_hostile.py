@@ -17,7 +17,7 @@ import hostile_nifti  # noqa: E402
 TIMEOUT_SECONDS = 60
 
 
-IMAGE_EXTENSIONS = (".nii.gz", ".mha", ".mhd", ".hdr")
+IMAGE_EXTENSIONS = (".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".hdr")
 
 
 def stem_of(path):
