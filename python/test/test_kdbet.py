@@ -1,6 +1,7 @@
 """The Python module against the command line, on the same input."""
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -141,3 +142,34 @@ def test_gil_is_released(extractor, image_file):
     ticker.join()
     during = [t for t in ticks if start <= t <= start + elapsed]
     assert len(during) > 0.5 * elapsed / 0.01
+
+
+def test_concurrent_writers_of_one_file_never_leave_a_mixed_or_partial_file(output_dir):
+    # Two processes write different images to one name, many times over:
+    # each write goes through its own temporary name, so the file is always
+    # one of the two images, whole, and no temporary is left behind.
+    folder = os.path.join(output_dir, "concurrent-writers")
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, "shared.nii.gz")
+    program = ("import sys, numpy as np, kdbet\n"
+               "value = float(sys.argv[2])\n"
+               "array = np.full((24, 20, 16), value, np.float32)\n"
+               "array[0, 0, 0] = -value\n"
+               "for _ in range(25):\n"
+               "    kdbet.write_image(array, sys.argv[1], spacing=(2.0, 2.0, 2.0))\n")
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(kdbet.__file__)),
+                                                            environment.get("PYTHONPATH")) if p)
+    writers = [subprocess.Popen([sys.executable, "-c", program, target, str(value)], env=environment)
+               for value in (1.0, 2.0)]
+    seen = set()
+    while any(writer.poll() is None for writer in writers):
+        if os.path.exists(target):
+            array = kdbet.read_image(target)[0]
+            assert array.shape == (24, 20, 16)
+            value = float(array[1, 1, 1])
+            assert value in (1.0, 2.0) and np.all(array[1:] == value) and array[0, 0, 0] == -value
+            seen.add(value)
+    assert [writer.returncode for writer in writers] == [0, 0]
+    assert seen  # the file was read while being rewritten
+    assert sorted(os.listdir(folder)) == ["shared.nii.gz"]
