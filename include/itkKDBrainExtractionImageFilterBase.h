@@ -71,7 +71,8 @@ public:
   itkSetStringMacro(Device);
   itkGetStringMacro(Device);
 
-  /** Threads of LibTorch's pool (process-wide); 0 keeps LibTorch's default. */
+  /** Threads of LibTorch's pool while GenerateData runs (LibTorch's pool is
+   * process-wide: the count before is restored after); 0 leaves it as it is. */
   itkSetMacro(NumberOfTorchThreads, unsigned int);
   itkGetConstMacro(NumberOfTorchThreads, unsigned int);
 
@@ -86,6 +87,11 @@ public:
    * none can be read or its role does not fit this filter. */
   ModelType *
   GetResolvedModel();
+
+  /** Includes the model's: new weights (Initialize, Load) make the output
+   * out of date, as a new transform does for ResampleImageFilter. */
+  ModifiedTimeType
+  GetMTime() const override;
 
 protected:
   explicit KDBrainExtractionImageFilterBase(RoleEnum role);

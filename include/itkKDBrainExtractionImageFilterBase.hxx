@@ -22,6 +22,7 @@
 
 #include "itkCastImageFilter.h"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace itk
@@ -60,6 +61,18 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::VerifyPreconditions
     itkExceptionMacro(<< "no model: set Model or ModelFileName (no default " << ModelType::RoleToString(m_Role)
                       << " model was found; set KDBET_MODEL_DIR)");
   }
+}
+
+template <typename TInputImage, typename TOutputImage>
+ModifiedTimeType
+KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::GetMTime() const
+{
+  ModifiedTimeType time = Superclass::GetMTime();
+  if (m_Model.IsNotNull())
+  {
+    time = std::max(time, m_Model->GetMTime());
+  }
+  return time;
 }
 
 template <typename TInputImage, typename TOutputImage>
@@ -133,6 +146,12 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(Intensit
 {
   ModelType * model = this->GetResolvedModel();
   model->SetDevice(m_Device);
+  // LibTorch's thread count is the process's: it is put back afterwards.
+  struct ThreadCountRestorer
+  {
+    unsigned int Previous{ ModelType::GetNumberOfThreads() };
+    ~ThreadCountRestorer() { ModelType::SetNumberOfThreads(Previous); }
+  } restorer;
   ModelType::SetNumberOfThreads(m_NumberOfTorchThreads);
   this->CheckAbort();
   return model->ApplyToImage(

@@ -109,6 +109,10 @@ public:
   /** Whether the last GenerateData ran the fine stage. */
   itkGetConstMacro(BoundaryRefined, bool);
 
+  /** Includes the refiner model's (the student's is the base class's). */
+  ModifiedTimeType
+  GetMTime() const override;
+
   MaskImageType *
   GetMaskOutput();
   ProbabilityImageType *
@@ -147,6 +151,33 @@ private:
   std::string                 m_RefinerModelFileName;
   typename ModelType::Pointer m_RefinerModel;
   typename ModelType::Pointer m_LoadedRefinerModel;
+
+  /** What the network's probability depends on. While it stays the same, a
+   * new Threshold, MaskBorder, KeepLargestComponent or FillHoles reuses the
+   * last probability instead of running the network again. */
+  struct NetworkRun
+  {
+    const void *     Input{ nullptr };
+    ModifiedTimeType InputTime{ 0 };
+    const void *     Model{ nullptr };
+    ModifiedTimeType ModelTime{ 0 };
+    const void *     Refiner{ nullptr };
+    ModifiedTimeType RefinerTime{ 0 };
+    bool             Mirroring{ false };
+    std::string      Device;
+
+    bool
+    operator==(const NetworkRun & other) const
+    {
+      return Input == other.Input && InputTime == other.InputTime && Model == other.Model &&
+             ModelTime == other.ModelTime && Refiner == other.Refiner && RefinerTime == other.RefinerTime &&
+             Mirroring == other.Mirroring && Device == other.Device;
+    }
+  };
+  NetworkRun m_LastNetworkRun;
+  /** The last probability, private: the probability output is a copy, which
+   * a downstream in-place filter may overwrite. */
+  typename FloatImageType::Pointer m_LastProbability;
 };
 } // end namespace itk
 

@@ -72,6 +72,18 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::GetMaskedOutput() -> InputImageTyp
 }
 
 template <typename TInputImage, typename TMaskImage>
+ModifiedTimeType
+KDStudentMaskFilter<TInputImage, TMaskImage>::GetMTime() const
+{
+  ModifiedTimeType time = Superclass::GetMTime();
+  if (m_RefinerModel.IsNotNull())
+  {
+    time = std::max(time, m_RefinerModel->GetMTime());
+  }
+  return time;
+}
+
+template <typename TInputImage, typename TMaskImage>
 auto
 KDStudentMaskFilter<TInputImage, TMaskImage>::ResolveRefiner() -> const ModelType *
 {
@@ -116,33 +128,58 @@ KDStudentMaskFilter<TInputImage, TMaskImage>::GenerateData()
   // The network, resampling included, is most of the work.
   constexpr double networkShare = 0.9;
   this->UpdateProgress(0.0f);
-  IntensityWindow                        window;
-  const ModelType *                      refiner = this->ResolveRefiner();
-  const typename FloatImageType::Pointer probability = this->RunNetwork(window, networkShare, refiner);
-  m_BoundaryRefined = refiner != nullptr;
+  const InputImageType * input = this->GetInput();
+  const ModelType *      model = this->GetResolvedModel();
+  const ModelType *      refiner = this->ResolveRefiner();
+  NetworkRun             run;
+  run.Input = input;
+  run.InputTime = input->GetMTime();
+  run.Model = model;
+  run.ModelTime = model->GetMTime();
+  run.Refiner = refiner;
+  run.RefinerTime = refiner != nullptr ? refiner->GetMTime() : 0;
+  run.Mirroring = this->GetTestTimeMirroring();
+  run.Device = this->GetDevice();
+  if (m_LastProbability.IsNull() || !(run == m_LastNetworkRun))
+  {
+    m_LastProbability = nullptr; // freed before the network needs its memory
+    IntensityWindow window;
+    m_LastProbability = this->RunNetwork(window, networkShare, refiner);
+    m_LastNetworkRun = run;
+    m_BoundaryRefined = refiner != nullptr;
+  }
+  else
+  {
+    this->UpdateProgress(static_cast<float>(networkShare));
+  }
   this->CheckAbort();
 
   const auto brain = KDBrainExtractionPreprocessing::MakeBrainMask(
-    probability, m_Threshold, m_KeepLargestComponent, m_FillHoles, m_MaskBorder);
+    m_LastProbability, m_Threshold, m_KeepLargestComponent, m_FillHoles, m_MaskBorder);
   this->CheckAbort();
 
-  const InputImageType * input = this->GetInput();
+  // Allocated after the network, whose peak memory they would add to.
+  this->AllocateOutputs();
   const auto             region = input->GetLargestPossibleRegion();
   MaskImageType *        mask = this->GetMaskOutput();
   ProbabilityImageType * probabilityOutput = this->GetProbabilityOutput();
   InputImageType *       masked = this->GetMaskedOutput();
-  for (ImageBase<3> * output : std::initializer_list<ImageBase<3> *>{ mask, probabilityOutput, masked })
+  for (const ImageBase<3> * output : { static_cast<const ImageBase<3> *>(mask),
+                                       static_cast<const ImageBase<3> *>(probabilityOutput),
+                                       static_cast<const ImageBase<3> *>(masked) })
   {
-    output->CopyInformation(input);
-    output->SetRegions(region);
-    output->Allocate();
+    if (output->GetBufferedRegion() != region)
+    {
+      itkExceptionMacro(<< "every output covers the whole input (" << region << "), not "
+                        << output->GetBufferedRegion());
+    }
   }
 
   // All buffers cover the same largest possible region, in the same order.
   const std::size_t     numberOfVoxels = region.GetNumberOfPixels();
   const unsigned char * brainVoxels = brain->GetBufferPointer();
   const auto *          inputVoxels = input->GetBufferPointer();
-  std::copy_n(probability->GetBufferPointer(), numberOfVoxels, probabilityOutput->GetBufferPointer());
+  std::copy_n(m_LastProbability->GetBufferPointer(), numberOfVoxels, probabilityOutput->GetBufferPointer());
   auto * maskVoxels = mask->GetBufferPointer();
   auto * maskedVoxels = masked->GetBufferPointer();
   for (std::size_t i = 0; i < numberOfVoxels; ++i)

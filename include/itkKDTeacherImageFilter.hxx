@@ -40,10 +40,15 @@ KDTeacherImageFilter<TInputImage, TOutputImage>::GenerateData()
   const typename FloatImageType::Pointer brain = this->RunNetwork(window, networkShare);
   this->CheckAbort();
 
+  // Allocated after the network, whose peak memory it would add to; the
+  // requested region is the largest (EnlargeOutputRequestedRegion).
+  this->AllocateOutputs();
   OutputImageType * output = this->GetOutput();
-  output->CopyInformation(this->GetInput());
-  output->SetRegions(this->GetInput()->GetLargestPossibleRegion());
-  output->Allocate();
+  if (output->GetBufferedRegion() != this->GetInput()->GetLargestPossibleRegion())
+  {
+    itkExceptionMacro(<< "the output covers the whole input (" << this->GetInput()->GetLargestPossibleRegion()
+                      << "), not " << output->GetBufferedRegion());
+  }
 
   const double      scale = window.Upper - window.Lower;
   const double      lowest = static_cast<double>(NumericTraits<OutputPixelType>::NonpositiveMin());

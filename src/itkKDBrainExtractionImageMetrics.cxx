@@ -58,14 +58,17 @@ SurfaceDistances(const MaskImageType * from, const MaskImageType * to)
   distance->UseImageSpacingOn();
   distance->Update();
   const auto *             map = distance->GetOutput();
-  const auto               size = from->GetLargestPossibleRegion().GetSize();
+  const auto               region = from->GetLargestPossibleRegion();
+  const auto               start = region.GetIndex();
+  const auto               size = region.GetSize();
   std::vector<double>      distances;
   MaskImageType::IndexType index;
-  for (index[2] = 0; index[2] < static_cast<IndexValueType>(size[2]); ++index[2])
+  // Indices run over the region, which need not start at 0.
+  for (index[2] = start[2]; index[2] < start[2] + static_cast<IndexValueType>(size[2]); ++index[2])
   {
-    for (index[1] = 0; index[1] < static_cast<IndexValueType>(size[1]); ++index[1])
+    for (index[1] = start[1]; index[1] < start[1] + static_cast<IndexValueType>(size[1]); ++index[1])
     {
-      for (index[0] = 0; index[0] < static_cast<IndexValueType>(size[0]); ++index[0])
+      for (index[0] = start[0]; index[0] < start[0] + static_cast<IndexValueType>(size[0]); ++index[0])
       {
         if (!from->GetPixel(index))
         {
@@ -79,7 +82,7 @@ SurfaceDistances(const MaskImageType * from, const MaskImageType * to)
           {
             auto neighbour = index;
             neighbour[d] += step;
-            if (neighbour[d] < 0 || neighbour[d] >= static_cast<IndexValueType>(size[d]) || !from->GetPixel(neighbour))
+            if (!region.IsInside(neighbour) || !from->GetPixel(neighbour))
             {
               surface = true;
               break;
@@ -114,11 +117,34 @@ KDBrainExtractionImageMetrics::Compute(const ImageType * prediction, const Image
   {
     itkGenericExceptionMacro(<< "the prediction and the target image are both needed");
   }
-  if (prediction->GetLargestPossibleRegion().GetSize() != target->GetLargestPossibleRegion().GetSize())
+  if (prediction->GetLargestPossibleRegion() != target->GetLargestPossibleRegion())
   {
-    itkGenericExceptionMacro(<< "the prediction (" << prediction->GetLargestPossibleRegion().GetSize()
-                             << ") and the target (" << target->GetLargestPossibleRegion().GetSize()
-                             << ") have different sizes");
+    itkGenericExceptionMacro(<< "the prediction (size " << prediction->GetLargestPossibleRegion().GetSize()
+                             << ", index " << prediction->GetLargestPossibleRegion().GetIndex()
+                             << ") and the target (size " << target->GetLargestPossibleRegion().GetSize() << ", index "
+                             << target->GetLargestPossibleRegion().GetIndex() << ") have different regions");
+  }
+  for (const ImageType * image : { prediction, target })
+  {
+    // The voxels are read straight from the buffers.
+    if (image->GetBufferedRegion() != image->GetLargestPossibleRegion())
+    {
+      itkGenericExceptionMacro(<< "the whole image must be in memory (buffered region " << image->GetBufferedRegion()
+                               << ", largest possible " << image->GetLargestPossibleRegion() << ")");
+    }
+  }
+  const auto & predictionDirection = prediction->GetDirection();
+  const auto & targetDirection = target->GetDirection();
+  for (unsigned int row = 0; row < 3; ++row)
+  {
+    for (unsigned int column = 0; column < 3; ++column)
+    {
+      if (std::abs(predictionDirection(row, column) - targetDirection(row, column)) > 1e-4)
+      {
+        itkGenericExceptionMacro(<< "the prediction and the target have different directions (" << predictionDirection
+                                 << " vs " << targetDirection << "): voxel by voxel they are not the same places");
+      }
+    }
   }
   for (unsigned int d = 0; d < 3; ++d)
   {

@@ -186,11 +186,39 @@ ParseNumber(const std::string & text, const std::string & key, const std::string
   return value;
 }
 
+/** What torch::nn::Module::save writes, with CPU copies of the tensors: the
+ * network stays where it is (Save is const), and files do not depend on the
+ * device that trained them. */
+void
+WriteToArchive(const torch::nn::Module & module, torch::serialize::OutputArchive & archive)
+{
+  auto onCpu = [](const torch::Tensor & tensor) {
+    return tensor.detach().to(torch::kCPU).requires_grad_(tensor.requires_grad());
+  };
+  for (const auto & parameter : module.named_parameters(/*recurse=*/false))
+  {
+    archive.write(parameter.key(), onCpu(parameter.value()));
+  }
+  for (const auto & buffer : module.named_buffers(/*recurse=*/false))
+  {
+    archive.write(buffer.key(), onCpu(buffer.value()), /*is_buffer=*/true);
+  }
+  for (const auto & child : module.named_children())
+  {
+    if (child.value()->is_serializable())
+    {
+      torch::serialize::OutputArchive childArchive(archive.compilation_unit());
+      WriteToArchive(*child.value(), childArchive);
+      archive.write(child.key(), childArchive);
+    }
+  }
+}
+
 std::string
-SerializeWeights(torch::nn::Module & network)
+SerializeWeights(const torch::nn::Module & network)
 {
   torch::serialize::OutputArchive archive;
-  network.save(archive);
+  WriteToArchive(network, archive);
   std::ostringstream stream(std::ios::binary);
   archive.save_to(stream);
   return stream.str();
@@ -324,14 +352,24 @@ KDBrainExtractionTorchModel::Initialize(RoleEnum role, const Architecture & arch
   {
     model.PreprocessingContract.SizeMultiple = std::max(contract.SizeMultiple, 1u << architecture.Depth);
   }
-  torch::manual_seed(seed);
-  try
   {
-    model.BuildNetwork();
-  }
-  catch (const std::exception & error)
-  {
-    itkExceptionMacro(<< "cannot build the network: " << error.what());
+    // The weights are drawn from LibTorch's default CPU generator, seeded for
+    // this network; its state before is put back, so that a library call
+    // leaves the application's random numbers as they were. (Not under the
+    // generator's mutex: every draw takes it.)
+    auto       generator = at::detail::getDefaultCPUGenerator();
+    const auto state = generator.get_state();
+    generator.set_current_seed(seed);
+    try
+    {
+      model.BuildNetwork();
+    }
+    catch (const std::exception & error)
+    {
+      generator.set_state(state);
+      itkExceptionMacro(<< "cannot build the network: " << error.what());
+    }
+    generator.set_state(state);
   }
   model.GetNetworkModule()->to(model.Device);
   model.FileName.clear();
@@ -614,11 +652,7 @@ KDBrainExtractionTorchModel::Save(const std::string & fileName) const
   std::string       payload;
   {
     const std::lock_guard<std::mutex> lock(model.PredictMutex);
-    // Weights are always stored from the CPU, so that files do not depend on
-    // the device that trained them.
-    network->to(torch::kCPU);
     payload = SerializeWeights(*network);
-    network->to(model.Device);
   }
   const uint64_t    checksum = Fnv1a64(header, payload);
   const std::string temporary = fileName + ".tmp" + std::to_string(::getpid());
@@ -738,6 +772,8 @@ KDBrainExtractionTorchModel::SetDevice(const std::string & device)
 {
   auto &              model = *m_Implementation;
   const torch::Device parsed = KDBrainExtractionParseDevice(device);
+  // A model shared between filters may be predicting in another thread.
+  const std::lock_guard<std::mutex> lock(model.PredictMutex);
   if (parsed != model.Device)
   {
     model.Device = parsed;
@@ -745,7 +781,8 @@ KDBrainExtractionTorchModel::SetDevice(const std::string & device)
     {
       network->to(model.Device);
     }
-    this->Modified();
+    // Not Modified(): the weights are the same, so outputs computed on the
+    // other device are not out of date (a filter's MTime includes its model's).
   }
 }
 

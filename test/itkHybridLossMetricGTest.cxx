@@ -166,3 +166,57 @@ TEST(HybridLossMetric, DifferentGridsAreRefused)
   metric->SetTargetImage(b);
   EXPECT_THROW(metric->Update(), itk::ExceptionObject);
 }
+
+TEST(HybridLossMetric, RegionsThatDoNotStartAtIndexZeroGiveTheSameValues)
+{
+  // A region is an index and a size; images cut out of larger ones (an
+  // ExtractImageFilter's output) start elsewhere than 0.
+  const auto shift = [](const MaskImageType * mask) {
+    auto shifted = MaskImageType::New();
+    shifted->Graft(mask);
+    MaskImageType::RegionType region = mask->GetLargestPossibleRegion();
+    region.SetIndex(MaskImageType::IndexType{ { 10, -5, 7 } });
+    shifted->SetRegions(region);
+    return shifted;
+  };
+  const auto a = MakeBox(6, 16);
+  const auto b = MakeBox(8, 18);
+  const auto atZero = Measure(a.GetPointer(), b.GetPointer());
+  const auto shiftedA = shift(a);
+  const auto shiftedB = shift(b);
+  const auto shifted = Measure(shiftedA.GetPointer(), shiftedB.GetPointer());
+  EXPECT_DOUBLE_EQ(shifted->GetDice(), atZero->GetDice());
+  EXPECT_DOUBLE_EQ(shifted->GetHausdorffDistance95(), atZero->GetHausdorffDistance95());
+  EXPECT_DOUBLE_EQ(shifted->GetLoss(), atZero->GetLoss());
+  EXPECT_GT(atZero->GetHausdorffDistance95(), 0.0);
+
+  // The same voxels at other indices are another place in space.
+  auto metric = itk::HybridLossMetric<MaskImageType>::New();
+  metric->SetPredictionImage(shiftedA);
+  metric->SetTargetImage(b);
+  EXPECT_THROW(metric->Update(), itk::ExceptionObject);
+}
+
+TEST(HybridLossMetric, DifferentDirectionsAreRefused)
+{
+  // The same buffer, x flipped: voxel i of one is not voxel i of the other.
+  const auto a = MakeBox(6, 16);
+  auto       b = MaskImageType::New();
+  b->Graft(a);
+  MaskImageType::DirectionType flipped;
+  flipped.SetIdentity();
+  flipped(0, 0) = -1.0;
+  b->SetDirection(flipped);
+  auto metric = itk::HybridLossMetric<MaskImageType>::New();
+  metric->SetPredictionImage(a);
+  metric->SetTargetImage(b);
+  try
+  {
+    metric->Update();
+    ADD_FAILURE() << "Dice " << metric->GetDice() << " for images in different orientations";
+  }
+  catch (const itk::ExceptionObject & error)
+  {
+    EXPECT_NE(std::string(error.GetDescription()).find("direction"), std::string::npos) << error.GetDescription();
+  }
+}

@@ -23,6 +23,10 @@
 #include "itkKDStudentMaskFilter.h"
 #include "itkKDTeacherImageFilter.h"
 
+#include <algorithm>
+#include <thread>
+#include <vector>
+
 namespace
 {
 using itk::KDBrainExtractionTorchModel;
@@ -200,4 +204,127 @@ TEST(KDBrainExtractionFilters, BadInputIsAClearError)
   {
     EXPECT_NE(std::string(error.GetDescription()).find("constant"), std::string::npos) << error.GetDescription();
   }
+}
+
+TEST(KDBrainExtractionFilters, NewWeightsInTheModelMakeTheOutputOutOfDate)
+{
+  const auto model = MakeTinyModel(RoleEnum::Student);
+  auto       filter = StudentFilterType::New();
+  filter->SetModel(model);
+  filter->SetInput(MakeObliqueHead());
+  unsigned int runs = 0;
+  auto         count = itk::CStyleCommand::New();
+  count->SetClientData(&runs);
+  count->SetCallback(
+    [](itk::Object *, const itk::EventObject &, void * data) { ++*static_cast<unsigned int *>(data); });
+  filter->AddObserver(itk::StartEvent(), count);
+  filter->Update();
+  const float *            probability = filter->GetProbabilityOutput()->GetBufferPointer();
+  const std::vector<float> before(
+    probability, probability + filter->GetProbabilityOutput()->GetBufferedRegion().GetNumberOfPixels());
+  filter->Update();
+  EXPECT_EQ(runs, 1u); // nothing changed: the output is up to date
+
+  // Other weights in the same model object (as a trainer or Load would leave them).
+  model->Initialize(RoleEnum::Student, model->GetArchitecture(), model->GetContract(), 8);
+  filter->Update();
+  EXPECT_EQ(runs, 2u);
+  probability = filter->GetProbabilityOutput()->GetBufferPointer();
+  EXPECT_FALSE(std::equal(before.begin(), before.end(), probability));
+}
+
+TEST(KDBrainExtractionFilters, TheThreadCountOfLibTorchIsPutBack)
+{
+  KDBrainExtractionTorchModel::SetNumberOfThreads(1);
+  auto filter = StudentFilterType::New();
+  filter->SetModel(MakeTinyModel(RoleEnum::Student));
+  filter->SetInput(MakeObliqueHead());
+  filter->SetNumberOfTorchThreads(2);
+  filter->Update();
+  EXPECT_EQ(KDBrainExtractionTorchModel::GetNumberOfThreads(), 1u);
+}
+
+TEST(KDBrainExtractionFilters, AModelSharedByFiltersInTwoThreadsGivesEachTheSameMask)
+{
+  const auto model = MakeTinyModel(RoleEnum::Student);
+  const auto head = MakeObliqueHead();
+  auto       reference = StudentFilterType::New();
+  reference->SetModel(model);
+  reference->SetInput(head);
+  reference->Update();
+  const auto *             expected = reference->GetMaskOutput();
+  const std::size_t        n = expected->GetBufferedRegion().GetNumberOfPixels();
+  std::vector<std::size_t> differences(2, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 2; ++t)
+  {
+    threads.emplace_back([&, t] {
+      for (int repeat = 0; repeat < 3; ++repeat)
+      {
+        auto filter = StudentFilterType::New();
+        filter->SetModel(model);
+        filter->SetDevice(t == 0 ? "cpu" : "auto"); // SetDevice on the shared model while the other predicts
+        filter->SetInput(head);
+        filter->Update();
+        for (std::size_t i = 0; i < n; ++i)
+        {
+          differences[t] += filter->GetMaskOutput()->GetBufferPointer()[i] != expected->GetBufferPointer()[i];
+        }
+      }
+    });
+  }
+  for (auto & thread : threads)
+  {
+    thread.join();
+  }
+  EXPECT_EQ(differences, (std::vector<std::size_t>{ 0, 0 }));
+}
+
+TEST(KDBrainExtractionFilters, ANewThresholdOrBorderReusesTheNetworksProbability)
+{
+  const auto model = MakeTinyModel(RoleEnum::Student);
+  const auto head = MakeObliqueHead();
+  auto       filter = StudentFilterType::New();
+  filter->SetModel(model);
+  filter->SetInput(head);
+  // The network reports progress as it goes; a reused probability does not.
+  std::vector<float> progress;
+  auto               record = itk::CStyleCommand::New();
+  record->SetClientData(&progress);
+  record->SetCallback([](itk::Object * caller, const itk::EventObject &, void * data) {
+    static_cast<std::vector<float> *>(data)->push_back(static_cast<itk::ProcessObject *>(caller)->GetProgress());
+  });
+  filter->AddObserver(itk::ProgressEvent(), record);
+  auto networkReports = [&progress] {
+    return std::count_if(progress.begin(), progress.end(), [](float p) { return p > 0.0f && p < 0.9f; });
+  };
+  filter->SetThreshold(0.5);
+  filter->Update();
+  EXPECT_GT(networkReports(), 0);
+
+  for (const double threshold : { 0.3, 0.7 })
+  {
+    progress.clear();
+    filter->SetThreshold(threshold);
+    filter->SetMaskBorder(threshold > 0.5 ? -2.0 : 2.0);
+    filter->Update();
+    EXPECT_EQ(networkReports(), 0) << "the network ran again for threshold " << threshold;
+    // The same mask as a filter that runs the network anew.
+    auto fresh = StudentFilterType::New();
+    fresh->SetModel(model);
+    fresh->SetInput(head);
+    fresh->SetThreshold(threshold);
+    fresh->SetMaskBorder(threshold > 0.5 ? -2.0 : 2.0);
+    fresh->Update();
+    const std::size_t n = head->GetLargestPossibleRegion().GetNumberOfPixels();
+    EXPECT_TRUE(std::equal(fresh->GetMaskOutput()->GetBufferPointer(),
+                           fresh->GetMaskOutput()->GetBufferPointer() + n,
+                           filter->GetMaskOutput()->GetBufferPointer()));
+  }
+
+  // Mirroring changes what the network sees: it runs again.
+  progress.clear();
+  filter->TestTimeMirroringOn();
+  filter->Update();
+  EXPECT_GT(networkReports(), 0);
 }

@@ -270,3 +270,32 @@ TEST(KDBrainExtractionTorchModel, AverageWeightsOfIsTheElementwiseMean)
   auto empty = KDBrainExtractionTorchModel::New();
   EXPECT_THROW(average->AverageWeightsOf({ first.GetPointer(), empty.GetPointer() }), itk::ExceptionObject);
 }
+
+TEST(KDBrainExtractionTorchModel, InitializeLeavesTheApplicationsRandomNumbersAlone)
+{
+  using itk::KDBrainExtractionTorchModel;
+  using itk::KDBrainExtractionTesting::MakeTinyModel;
+  torch::manual_seed(11);
+  const torch::Tensor expected = torch::rand({ 8 });
+  torch::manual_seed(11);
+  const auto          first = MakeTinyModel(KDBrainExtractionTorchModel::RoleEnum::Student, 3);
+  const torch::Tensor drawn = torch::rand({ 8 });
+  EXPECT_TRUE(torch::equal(expected, drawn)) << "Initialize reseeded LibTorch's generator";
+  // And the seed still decides the weights.
+  const auto second = MakeTinyModel(KDBrainExtractionTorchModel::RoleEnum::Student, 3);
+  auto       parameters = [](const KDBrainExtractionTorchModel * model) {
+    std::vector<torch::Tensor> tensors;
+    for (const auto & parameter : model->GetImplementation().Network->parameters())
+    {
+      tensors.push_back(parameter.detach().clone());
+    }
+    return tensors;
+  };
+  const auto a = parameters(first);
+  const auto b = parameters(second);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+  {
+    EXPECT_TRUE(torch::equal(a[i], b[i]));
+  }
+}

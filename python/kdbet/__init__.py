@@ -13,12 +13,15 @@ Results come back in the kind that went in, on the same grid::
     extractor = kdbet.Extractor()                # loads the shipped student once
     result = extractor.extract(nib.load("head.nii.gz"))
     nib.save(result["brain"], "head_brain.nii.gz")
+
+A script that extracts many brains should call ``kdbet.retain_freed_memory()``
+once first (process-wide, so importing the module does not do it).
 """
 import numpy as np
 
-from ._kdbet import ExtractionError, Model, read_image, write_image
+from ._kdbet import ExtractionError, Model, read_image, retain_freed_memory, write_image
 
-__all__ = ["Extractor", "Model", "ExtractionError", "read_image", "write_image"]
+__all__ = ["Extractor", "Model", "ExtractionError", "read_image", "retain_freed_memory", "write_image"]
 
 # RAS (nibabel) <-> LPS (ITK): x and y change sign.
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
