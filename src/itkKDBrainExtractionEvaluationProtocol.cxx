@@ -19,6 +19,7 @@
 
 #include "itkImageFileReader.h"
 #include "itkKDBrainExtractionImageMetrics.h"
+#include "itkKDBrainExtractionOutputFile.h"
 #include "itkKDStudentMaskFilter.h"
 #include "itkKDTeacherImageFilter.h"
 #include "itksys/SystemTools.hxx"
@@ -158,31 +159,21 @@ JsonNumber(double value)
 void
 WriteSplitEvaluations(const std::vector<Evaluation> & evaluations, unsigned int split, const std::string & fileName)
 {
-  const std::string temporary = fileName + ".tmp";
+  std::ostringstream csv;
+  csv << "split,subject,model,measure,value\n" << std::setprecision(17);
+  for (const auto & evaluation : evaluations)
   {
-    std::ofstream csv(temporary);
-    csv << "split,subject,model,measure,value\n" << std::setprecision(17);
-    for (const auto & evaluation : evaluations)
+    if (evaluation.Split != split)
     {
-      if (evaluation.Split != split)
-      {
-        continue;
-      }
-      for (const auto & value : evaluation.Values)
-      {
-        csv << evaluation.Split << ',' << evaluation.Subject << ',' << evaluation.Model << ',' << value.first << ','
-            << value.second << '\n';
-      }
+      continue;
     }
-    if (!csv)
+    for (const auto & value : evaluation.Values)
     {
-      itkGenericExceptionMacro(<< "cannot write " << temporary);
+      csv << evaluation.Split << ',' << evaluation.Subject << ',' << evaluation.Model << ',' << value.first << ','
+          << value.second << '\n';
     }
   }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    itkGenericExceptionMacro(<< "cannot rename " << temporary << " to " << fileName);
-  }
+  KDBrainExtractionOutputFile::WriteBytes(csv.str(), fileName, "the split's evaluations");
 }
 
 std::vector<Evaluation>

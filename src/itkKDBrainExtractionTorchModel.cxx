@@ -16,8 +16,9 @@
  *
  *=========================================================================*/
 #include "itkKDBrainExtractionTorchModelImplementation.h"
-#include "itkKDBrainExtractionWeightArchive.h"
 #include "itkKDBrainExtractionInputFile.h"
+#include "itkKDBrainExtractionOutputFile.h"
+#include "itkKDBrainExtractionWeightArchive.h"
 
 #include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionTensorBridge.h"
@@ -35,7 +36,6 @@
 #include <iomanip>
 #include <limits>
 #include <sstream>
-#include <unistd.h>
 #if defined(__GLIBC__)
 #  include <malloc.h>
 #  include <sys/mman.h>
@@ -654,33 +654,16 @@ KDBrainExtractionTorchModel::Save(const std::string & fileName) const
     const std::lock_guard<std::mutex> lock(model.PredictMutex);
     payload = SerializeWeights(*network);
   }
-  const uint64_t    checksum = Fnv1a64(header, payload);
-  const std::string temporary = fileName + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file)
-    {
-      itkExceptionMacro(<< fileName << ": cannot write the model file (" << std::strerror(errno) << ")");
-    }
-    file.write(ModelMagic, sizeof(ModelMagic));
-    WriteBinary<uint32_t>(file, FormatVersion);
-    WriteBinary<uint64_t>(file, header.size());
-    file << header;
-    WriteBinary<uint64_t>(file, payload.size());
-    file << payload;
-    WriteBinary<uint64_t>(file, checksum);
-    file.close();
-    if (!file)
-    {
-      std::remove(temporary.c_str());
-      itkExceptionMacro(<< fileName << ": writing the model file failed");
-    }
-  }
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    std::remove(temporary.c_str());
-    itkExceptionMacro(<< fileName << ": cannot rename the written model into place (" << std::strerror(errno) << ")");
-  }
+  const uint64_t     checksum = Fnv1a64(header, payload);
+  std::ostringstream file(std::ios::binary);
+  file.write(ModelMagic, sizeof(ModelMagic));
+  WriteBinary<uint32_t>(file, FormatVersion);
+  WriteBinary<uint64_t>(file, header.size());
+  file << header;
+  WriteBinary<uint64_t>(file, payload.size());
+  file << payload;
+  WriteBinary<uint64_t>(file, checksum);
+  KDBrainExtractionOutputFile::WriteBytes(file.str(), fileName, "the model file");
   model.FileName = fileName;
   model.Checksum = ToHex(checksum);
 }

@@ -23,6 +23,7 @@
 #include "itkKDBrainExtractionAugmentation.h"
 #include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionHybridLoss.h"
+#include "itkKDBrainExtractionOutputFile.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 #include "itkKDBrainExtractionTorchModelImplementation.h"
 #include "itkKDBrainExtractionWholeHeadLabels.h"
@@ -720,12 +721,9 @@ SaveCheckpoint(const std::string & fileName, UNetPlusPlus & network, torch::opti
   archive.write("optimizer", optimizerArchive);
   archive.write("step", torch::tensor(static_cast<int64_t>(step)));
   archive.write("seconds", torch::tensor(seconds, torch::kFloat64));
-  const std::string temporary = fileName + ".tmp";
-  archive.save_to(temporary);
-  if (std::rename(temporary.c_str(), fileName.c_str()) != 0)
-  {
-    itkGenericExceptionMacro(<< fileName << ": cannot write the checkpoint");
-  }
+  std::ostringstream bytes(std::ios::binary);
+  archive.save_to(bytes);
+  KDBrainExtractionOutputFile::WriteBytes(bytes.str(), fileName, "the checkpoint");
 }
 
 /** Student: Dice of the thresholded probability; teacher: MAE of the brain image. */
