@@ -4,8 +4,20 @@
 # CMakeLists files use, so that src/ and test/ read the same in both modes.
 
 include(GenerateExportHeader)
+include(CMakePackageConfigHelpers)
 include(CTest)
 include(ExternalData)
+
+# Shared, as ITK builds modules declared ENABLE_SHARED: the library finds the
+# shipped models relative to its own file, and consumers need no LibTorch.
+option(BUILD_SHARED_LIBS "Build the module library as a shared library" ON)
+# Installed executables and libraries find the module's library in ../lib, and
+# keep the paths of libraries outside the install tree (a CUDA LibTorch).
+set(CMAKE_INSTALL_RPATH "$ORIGIN/../lib")
+set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+set(KDBrainExtraction_INSTALL_CMAKE_DIR lib/cmake/KDBrainExtraction)
+# Install and export rules are this build's (test/consumer tests them).
+set(KDBrainExtraction_INSTALL_EXPORT ON)
 
 # itk_module(): record the dependencies that itk-module.cmake declares. A
 # function with PARSE_ARGV, since the description (the README) holds
@@ -43,8 +55,18 @@ function(itk_module_add_library _name)
     $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${CMAKE_BINARY_DIR}/include>
     $<INSTALL_INTERFACE:include/KDBrainExtraction>)
-  target_link_libraries(${_name} PUBLIC ${ITK_LIBRARIES})
-  install(TARGETS ${_name} LIBRARY DESTINATION lib ARCHIVE DESTINATION lib RUNTIME DESTINATION bin)
+  # Only the modules the library itself depends on (not the tests' IO and
+  # test kernel): they become the exported target's interface.
+  set(_itk_libraries "")
+  foreach(_dependency ${KDBrainExtraction_DEPENDS})
+    list(APPEND _itk_libraries ${${_dependency}_LIBRARIES})
+  endforeach()
+  target_link_libraries(${_name} PUBLIC ${_itk_libraries})
+  install(TARGETS ${_name} EXPORT ${_name}Targets
+    LIBRARY DESTINATION lib ARCHIVE DESTINATION lib RUNTIME DESTINATION bin)
+  install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/ DESTINATION include/KDBrainExtraction
+    FILES_MATCHING PATTERN "*.h" PATTERN "*.hxx")
+  install(FILES ${CMAKE_BINARY_DIR}/include/${_name}Export.h DESTINATION include/KDBrainExtraction)
 endfunction()
 
 macro(itk_module_test)
@@ -93,6 +115,18 @@ set(ExternalData_LINK_CONTENT SHA512)
 set(ExternalData_NO_SYMLINKS ON)
 
 add_subdirectory(src)
+
+# find_package(KDBrainExtraction) for downstream projects (test/consumer).
+install(EXPORT KDBrainExtractionTargets NAMESPACE KDBrainExtraction:: DESTINATION ${KDBrainExtraction_INSTALL_CMAKE_DIR})
+set(KDBrainExtraction_MODEL_INSTALL_DIR share/KDBrainExtraction/Models)
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/KDBrainExtractionConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/KDBrainExtractionConfig.cmake INSTALL_DESTINATION ${KDBrainExtraction_INSTALL_CMAKE_DIR}
+  PATH_VARS KDBrainExtraction_MODEL_INSTALL_DIR)
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/KDBrainExtractionConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/KDBrainExtractionConfig.cmake ${CMAKE_BINARY_DIR}/KDBrainExtractionConfigVersion.cmake
+  DESTINATION ${KDBrainExtraction_INSTALL_CMAKE_DIR})
+install(FILES ${CMAKE_SOURCE_DIR}/LICENSE DESTINATION share/doc/KDBrainExtraction)
 if(KDBrainExtraction_BUILD_PYTHON)
   add_subdirectory(python)
 endif()

@@ -50,8 +50,8 @@ LoadModel(const std::string & fileName, ModelType::RoleEnum role)
       itkGenericExceptionMacro(<< directory << ": no kdbet_" << ModelType::RoleToString(role)
                                << ".kdbm in this folder (KDBET_MODEL_DIR; pass --model or fix the variable)");
     }
-    itkGenericExceptionMacro(<< "no default " << ModelType::RoleToString(role)
-                             << " model was found (set KDBET_MODEL_DIR or pass --model)");
+    itkGenericExceptionMacro(<< "no default " << ModelType::RoleToString(role) << " model was found in "
+                             << ModelType::GetDefaultModelDirectory() << " (set KDBET_MODEL_DIR or pass --model)");
   }
   auto model = ModelType::New();
   model->Load(path);

@@ -205,8 +205,8 @@ are re-decided at 1 mm by a refiner network that sees the input at that
 resolution (--timings shows it as "refinement").
 
 Default models: Data/Models/kdbet_student.kdbm, kdbet_teacher.kdbm and
-kdbet_refiner.kdbm, found
-through $KDBET_MODEL_DIR, the install tree or the source tree: a distilled
+kdbet_refiner.kdbm, found in $KDBET_MODEL_DIR when it is set, else in
+share/KDBrainExtraction/Models beside the install (or build) tree: a distilled
 student (UNet++, width 8) and its teacher (width 16), trained by this project's
 own trainer (`kdbet train`) on 181 IXI T1w heads and on synthetic T1w-, T2w-,
 PDw-like and random contrasts painted from their labels. `kdbet info MODEL`

@@ -228,9 +228,15 @@ public:
                      KDBrainExtractionPreprocessing::IntensityWindow & window,
                      const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
 
-  /** The model shipped as default for \a role: in $KDBET_MODEL_DIR when it
-   * is set (and only there), else the install tree, then the source tree.
-   * Empty if none is found. */
+  /** Where the shipped models are looked for: $KDBET_MODEL_DIR when it is set
+   * (and only there), else share/KDBrainExtraction/Models next to the folder
+   * of the module's library (or of the executable it is linked into), as
+   * install and build trees lay them out. */
+  static std::string
+  GetDefaultModelDirectory();
+
+  /** The model shipped as default for \a role in GetDefaultModelDirectory();
+   * empty if there is none. */
   static std::string
   FindDefaultModelFile(RoleEnum role);
 

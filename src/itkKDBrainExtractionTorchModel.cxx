@@ -23,6 +23,7 @@
 #include "itkKDBrainExtractionBoundaryRefinement.h"
 #include "itkKDBrainExtractionTensorBridge.h"
 
+#include "itksys/Encoding.hxx"
 #include "itksys/SystemTools.hxx"
 
 #include <algorithm>
@@ -41,11 +42,10 @@
 #  include <sys/mman.h>
 #endif
 
-#ifndef KDBrainExtraction_INSTALL_MODEL_DIR
-#  define KDBrainExtraction_INSTALL_MODEL_DIR ""
-#endif
-#ifndef KDBrainExtraction_SOURCE_MODEL_DIR
-#  define KDBrainExtraction_SOURCE_MODEL_DIR ""
+#if defined(_WIN32)
+#  include <windows.h>
+#else
+#  include <dlfcn.h>
 #endif
 
 namespace itk
@@ -1080,28 +1080,69 @@ KDBrainExtractionTorchModel::GetLastStageTimes() const -> StageTimes
   return m_LastStageTimes;
 }
 
-std::string
-KDBrainExtractionTorchModel::FindDefaultModelFile(RoleEnum role)
+namespace
 {
-  const std::string        name = "kdbet_" + RoleToString(role) + ".kdbm";
-  std::vector<std::string> directories;
-  const char *             environment = std::getenv("KDBET_MODEL_DIR");
+// The file that holds this code: the module's shared library, or the
+// executable it is linked into. Models are installed relative to it, so that
+// an install tree, a build tree and a Python package can be moved.
+std::string
+FileHoldingThisCode()
+{
+#if defined(_WIN32)
+  HMODULE module = nullptr;
+  if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                          reinterpret_cast<LPCWSTR>(&FileHoldingThisCode),
+                          &module))
+  {
+    return {};
+  }
+  std::wstring path(32768, L'\0');
+  const DWORD  length = GetModuleFileNameW(module, path.data(), static_cast<DWORD>(path.size()));
+  if (length == 0 || length >= path.size())
+  {
+    return {};
+  }
+  path.resize(length);
+  return itksys::Encoding::ToNarrow(path);
+#else
+  Dl_info information{};
+  if (dladdr(reinterpret_cast<void *>(&FileHoldingThisCode), &information) == 0 || information.dli_fname == nullptr)
+  {
+    return {};
+  }
+  return itksys::SystemTools::GetRealPath(information.dli_fname);
+#endif
+}
+} // namespace
+
+std::string
+KDBrainExtractionTorchModel::GetDefaultModelDirectory()
+{
+  const char * environment = std::getenv("KDBET_MODEL_DIR");
   if (environment != nullptr && *environment != '\0')
   {
     // Only there: falling back to other models would run what was not asked for.
-    directories.emplace_back(environment);
+    return environment;
   }
-  else
+  const std::string holder = FileHoldingThisCode();
+  if (holder.empty())
   {
-    directories.emplace_back(KDBrainExtraction_INSTALL_MODEL_DIR);
-    directories.emplace_back(KDBrainExtraction_SOURCE_MODEL_DIR);
+    return {};
   }
-  for (const auto & directory : directories)
+  // lib/libKDBrainExtraction.so or bin/kdbet -> share/KDBrainExtraction/Models,
+  // in install trees and in build trees (the build copies the models there).
+  return itksys::SystemTools::CollapseFullPath(itksys::SystemTools::GetFilenamePath(holder) +
+                                               "/../share/KDBrainExtraction/Models");
+}
+
+std::string
+KDBrainExtractionTorchModel::FindDefaultModelFile(RoleEnum role)
+{
+  const std::string directory = GetDefaultModelDirectory();
+  const std::string file = directory + "/kdbet_" + RoleToString(role) + ".kdbm";
+  if (!directory.empty() && itksys::SystemTools::FileExists(file, true))
   {
-    if (!directory.empty() && itksys::SystemTools::FileExists(directory + "/" + name, true))
-    {
-      return directory + "/" + name;
-    }
+    return file;
   }
   return {};
 }
