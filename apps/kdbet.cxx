@@ -25,12 +25,16 @@
 #include "kdbetCommon.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <csignal>
 #include <iostream>
+#include <sstream>
+#include <streambuf>
+#include <unistd.h>
 
 #ifndef KDBrainExtraction_VERSION
 #  define KDBrainExtraction_VERSION "unknown"
@@ -49,6 +53,86 @@ Worker(int argc, char * argv[]); // kdbetWorker.h
 namespace
 {
 using namespace kdbet;
+
+/** The trainer's progress on standard error: on a terminal a bar redrawn in
+ * place (at most once a second), elsewhere a line every 30 s. The trainer's
+ * own lines go through Log(), which first ends a bar that is showing. */
+class TrainingProgress : private std::streambuf
+{
+public:
+  TrainingProgress()
+    : m_Terminal(isatty(STDERR_FILENO))
+    , m_Log(this)
+  {}
+
+  std::ostream &
+  Log()
+  {
+    return m_Log;
+  }
+
+  void
+  Draw(const itk::KDBrainExtractionTrainer::StepReport & report)
+  {
+    const auto now = std::chrono::steady_clock::now();
+    const bool last = report.Step == report.NumberOfSteps;
+    if (!last && m_Drawn && std::chrono::duration<double>(now - m_LastDrawn).count() < (m_Terminal ? 1.0 : 30.0))
+    {
+      return;
+    }
+    m_Drawn = true;
+    m_LastDrawn = now;
+    constexpr int      width = 24;
+    const int          filled = static_cast<int>(width * report.Step / std::max<uint64_t>(report.NumberOfSteps, 1));
+    const auto         left = static_cast<long long>(std::max(0.0, report.SecondsLeft));
+    std::ostringstream line;
+    line << "[" << ModelType::RoleToString(report.Role) << "] [" << std::string(filled, '#')
+         << std::string(width - filled, '.') << "] step " << report.Step << "/" << report.NumberOfSteps << " loss "
+         << std::fixed << std::setprecision(4) << report.Loss << " " << std::setprecision(3) << report.StepsPerSecond
+         << " steps/s ETA " << left / 3600 << "h" << std::setw(2) << std::setfill('0') << left / 60 % 60 << "m"
+         << std::setw(2) << left % 60 << "s";
+    std::cerr << (m_Terminal ? "\r" : "") << line.str() << (m_Terminal && !last ? "   " : "\n") << std::flush;
+    m_BarShowing = m_Terminal && !last;
+  }
+
+private:
+  void
+  EndBar()
+  {
+    if (m_BarShowing)
+    {
+      std::cerr << '\n';
+      m_BarShowing = false;
+    }
+  }
+
+  int
+  overflow(int character) override
+  {
+    EndBar();
+    return character == traits_type::eof() ? traits_type::not_eof(character)
+                                           : std::cerr.rdbuf()->sputc(static_cast<char>(character));
+  }
+
+  std::streamsize
+  xsputn(const char * text, std::streamsize count) override
+  {
+    EndBar();
+    return std::cerr.rdbuf()->sputn(text, count);
+  }
+
+  int
+  sync() override
+  {
+    return std::cerr.rdbuf()->pubsync();
+  }
+
+  const bool                            m_Terminal;
+  bool                                  m_Drawn{ false };
+  bool                                  m_BarShowing{ false };
+  std::chrono::steady_clock::time_point m_LastDrawn;
+  std::ostream                          m_Log;
+};
 
 /** The contrast families of --synthetic-contrasts (a comma list), or
  * \a defaults without it. */
@@ -521,7 +605,11 @@ Train(int argc, char * argv[], const std::string & commandLine)
     throw UsageError("no training cases are left after --subjects/--exclude/--validate");
   }
   training.insert(training.end(), labelMaps.begin(), labelMaps.end());
-  const auto model = itk::KDBrainExtractionTrainer::Train(training, options, std::cerr);
+  TrainingProgress progress;
+  options.StepCallback = [&progress](const itk::KDBrainExtractionTrainer::StepReport & report) {
+    progress.Draw(report);
+  };
+  const auto model = itk::KDBrainExtractionTrainer::Train(training, options, progress.Log());
   if (model.IsNull())
   {
     return 3;

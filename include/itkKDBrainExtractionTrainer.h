@@ -21,6 +21,8 @@
 #include "KDBrainExtractionExport.h"
 #include "itkKDBrainExtractionTorchModel.h"
 
+#include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -66,6 +68,20 @@ public:
     std::string Labels;
     std::string Modality;
   };
+
+  /** What Train reports after each step: the application draws progress
+   * from it (the library neither draws nor asks whether it writes to a
+   * terminal). */
+  struct StepReport
+  {
+    KDBrainExtractionTorchModel::RoleEnum Role;
+    uint64_t                              Step;
+    uint64_t                              NumberOfSteps;
+    double                                Loss;
+    double                                StepsPerSecond;
+    double                                SecondsLeft;
+  };
+  using StepObserver = std::function<void(const StepReport &)>;
 
   struct Options
   {
@@ -158,6 +174,9 @@ public:
      * 0 = the last step's. The batch-norm statistics then belong to no model
      * that was trained: re-estimate them with BatchNormRecalibrationBatches. */
     unsigned int WeightAveragingSteps{ 0 };
+    /** Called after every step. Unset: a progress line goes to the log every
+     * 30 s and after the last step. */
+    StepObserver StepCallback;
   };
 
   /** The fine stage's refiner (KDBrainExtractionBoundaryRefinement): trained

@@ -41,7 +41,6 @@
 #include <random>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 namespace itk
 {
@@ -1206,7 +1205,6 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     }
   }
 
-  const bool        terminal = isatty(STDERR_FILENO) && &log == &std::cerr;
   const auto        start = Clock::now();
   auto              lastPrint = start;
   const std::string role = KDBrainExtractionTorchModel::RoleToString(options.Role);
@@ -1283,17 +1281,17 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     const auto     now = Clock::now();
     const double   seconds = std::chrono::duration<double>(now - start).count();
     const double   stepsPerSecond = (done - firstStep) / std::max(seconds, 1e-9);
-    if (done == options.NumberOfSteps ||
-        std::chrono::duration<double>(now - lastPrint).count() >= (terminal ? 1.0 : 30.0))
+    const double   secondsLeft = (options.NumberOfSteps - done) / stepsPerSecond;
+    if (options.StepCallback)
+    {
+      options.StepCallback({ options.Role, done, options.NumberOfSteps, lastLoss, stepsPerSecond, secondsLeft });
+    }
+    else if (done == options.NumberOfSteps || std::chrono::duration<double>(now - lastPrint).count() >= 30.0)
     {
       lastPrint = now;
-      const int width = 24;
-      const int filled = static_cast<int>(width * done / options.NumberOfSteps);
-      log << (terminal ? "\r" : "") << "[" << role << "] [" << std::string(filled, '#')
-          << std::string(width - filled, '.') << "] step " << done << "/" << options.NumberOfSteps << " loss "
-          << std::fixed << std::setprecision(4) << lastLoss << " " << std::setprecision(3) << stepsPerSecond
-          << " steps/s ETA " << FormatDuration((options.NumberOfSteps - done) / stepsPerSecond) << std::defaultfloat
-          << (terminal ? "   " : "\n") << std::flush;
+      log << "[" << role << "] step " << done << "/" << options.NumberOfSteps << " loss " << std::fixed
+          << std::setprecision(4) << lastLoss << " " << std::setprecision(3) << stepsPerSecond << " steps/s ETA "
+          << FormatDuration(secondsLeft) << std::defaultfloat << std::endl;
     }
 
     const bool epochEnd = (done * options.BatchSize) / samplesPerEpoch > (step * options.BatchSize) / samplesPerEpoch;
@@ -1316,7 +1314,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
       }
       if (!validation.empty())
       {
-        log << (terminal ? "\n" : "") << "[" << role << "] step " << done << " validation "
+        log << "[" << role << "] step " << done << " validation "
             << (options.Role == RoleEnum::Student ? "Dice " : "MAE ") << validationScore << std::endl;
       }
       epochLoss = epochSegmentation = epochDistillation = 0.0;
@@ -1330,15 +1328,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     }
     if (outOfTime && done < options.NumberOfSteps)
     {
-      log << (terminal ? "\n" : "") << "[" << role << "] time limit reached at step " << done
+      log << "[" << role << "] time limit reached at step " << done
           << (options.CheckpointFile.empty() ? "" : "; run again to resume from " + options.CheckpointFile)
           << std::endl;
       return nullptr;
     }
-  }
-  if (terminal)
-  {
-    log << std::endl;
   }
   if (!weightAverage.empty())
   {

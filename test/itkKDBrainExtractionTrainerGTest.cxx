@@ -142,6 +142,35 @@ TEST(KDBrainExtractionTrainer, ReadsManifestsWithRelativePaths)
   }
 }
 
+// The library reports each step to the application's observer and draws
+// nothing; without an observer it logs plain lines (no carriage returns).
+TEST(KDBrainExtractionTrainer, ReportsEveryStepToTheObserverAndDrawsNothing)
+{
+  const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
+  std::ostringstream log;
+  auto               options = TinyOptions(RoleEnum::Teacher);
+  std::vector<KDBrainExtractionTrainer::StepReport> reports;
+  options.StepCallback = [&reports](const KDBrainExtractionTrainer::StepReport & report) { reports.push_back(report); };
+  ASSERT_TRUE(KDBrainExtractionTrainer::Train(cases, options, log).IsNotNull());
+  ASSERT_EQ(reports.size(), options.NumberOfSteps);
+  for (std::size_t index = 0; index < reports.size(); ++index)
+  {
+    EXPECT_EQ(reports[index].Step, index + 1);
+    EXPECT_EQ(reports[index].NumberOfSteps, options.NumberOfSteps);
+    EXPECT_EQ(reports[index].Role, RoleEnum::Teacher);
+    EXPECT_TRUE(std::isfinite(reports[index].Loss));
+    EXPECT_GT(reports[index].StepsPerSecond, 0.0);
+  }
+  EXPECT_EQ(reports.back().SecondsLeft, 0.0);
+  EXPECT_EQ(log.str().find("step 1/"), std::string::npos) << "the observer draws, not the library";
+
+  options.StepCallback = nullptr;
+  std::ostringstream plain;
+  ASSERT_TRUE(KDBrainExtractionTrainer::Train(cases, options, plain).IsNotNull());
+  EXPECT_EQ(plain.str().find('\r'), std::string::npos);
+  EXPECT_NE(plain.str().find("step " + std::to_string(options.NumberOfSteps) + "/"), std::string::npos) << plain.str();
+}
+
 TEST(KDBrainExtractionTrainer, TeacherThenDistilledStudentResumeExactly)
 {
   const auto         cases = KDBrainExtractionTrainer::ReadManifest(MakeSyntheticDataset());
