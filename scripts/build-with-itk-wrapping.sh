@@ -93,7 +93,7 @@ cmake -S "${source_dir}" -B "${module_build}" -G "Unix Makefiles" "${launcher[@]
   -DKDBrainExtraction_BUILD_APPS=ON \
   -DKDBrainExtraction_BUILD_PYTHON=OFF \
   -DPython3_EXECUTABLE="${python}" \
-  -DITK_USE_KWSTYLE=OFF -DITK_USE_CLANGFORMAT=OFF `# both would be downloaded` \
+  -DITK_USE_KWSTYLE=OFF -DITK_USE_CLANG_FORMAT=OFF `# both would be downloaded` \
   -DITK_USE_SYSTEM_SWIG=ON -DSWIG_EXECUTABLE=/usr/bin/swig \
   -DITK_USE_SYSTEM_CASTXML=ON -DCASTXML_EXECUTABLE=/usr/bin/castxml \
   -DExternalData_OBJECT_STORES="${source_dir}/../shared/ExternalData;${source_dir}/Data/ObjectStore" \
