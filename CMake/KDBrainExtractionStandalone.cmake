@@ -51,6 +51,9 @@ function(itk_module_add_library _name)
   generate_export_header(${_name}
     EXPORT_MACRO_NAME ${_name}_EXPORT
     EXPORT_FILE_NAME ${CMAKE_CURRENT_BINARY_DIR}/../include/${_name}Export.h)
+  # Hidden by default, as ITK builds its shared modules: only what is marked
+  # ${_name}_EXPORT is visible to the training library, tests and programs.
+  set_target_properties(${_name} PROPERTIES CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_include_directories(${_name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${CMAKE_BINARY_DIR}/include>

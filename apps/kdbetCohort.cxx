@@ -45,10 +45,11 @@ FormatDuration(double seconds)
   return text.str();
 }
 
+template <typename TFilter>
 void
-AddStageTimes(JobResult & result, const ModelType * model, double filterSeconds, const std::string & prefix)
+AddStageTimes(JobResult & result, const TFilter * filter, double filterSeconds, const std::string & prefix)
 {
-  const auto stages = model->GetLastStageTimes();
+  const auto & stages = filter->GetStageTimes();
   result.Stages[prefix + "preprocess"] = stages.Preprocessing;
   result.Stages[prefix + "network"] = stages.Network;
   if (stages.Refinement > 0.0)
@@ -375,7 +376,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     progress.Watch(student, "student");
     start = Clock::now();
     student->Update();
-    AddStageTimes(result, models.Student, SecondsSince(start), "");
+    AddStageTimes(result, student.GetPointer(), SecondsSince(start), "");
     result.Device = models.Student->GetDevice();
     const MaskImageType * mask = student->GetMaskOutput();
     std::size_t           brainVoxels = 0;
@@ -402,7 +403,7 @@ RunJob(const Job & job, const Models & models, ProgressDisplay & progress, JobRe
     progress.Watch(teacher, "teacher");
     start = Clock::now();
     teacher->Update();
-    AddStageTimes(result, models.Teacher, SecondsSince(start), "teacher_");
+    AddStageTimes(result, teacher.GetPointer(), SecondsSince(start), "teacher_");
     result.Device = models.Teacher->GetDevice();
   }
 

@@ -26,6 +26,8 @@
 
 namespace itk
 {
+class KDBrainExtractionTorchModel;
+
 /** \class KDBrainExtractionBoundaryRefinement
  * \brief The data side of the second, fine stage: the brain's boundary
  * re-decided at the input's resolution, point by point, in a thin band
@@ -44,7 +46,7 @@ namespace itk
  * keeps the coarse probability.
  *
  * Training (KDBrainExtractionTrainer::TrainBoundaryRefiner) and inference
- * (KDBrainExtractionTorchModel::ApplyToImage) both build their features here.
+ * (Refine, which KDStudentMaskFilter runs) both build their features here.
  *
  * \ingroup KDBrainExtraction
  */
@@ -108,6 +110,15 @@ public:
    * point after another. */
   static void
   GatherFeatures(const FineVolumes & volumes, const std::size_t * offsets, std::size_t count, float * features);
+
+  /** The fine stage on \a image: the probability \a coarseProbability of its
+   * working grid, re-decided near its boundary by \a refiner, a refiner
+   * model made for \a student (throws otherwise). The result is on the fine
+   * grid, the coarse probability resampled there away from the band; with no
+   * brain in \a coarseProbability (no boundary), it is \a coarseProbability. */
+  static ImageType::Pointer
+  Refine(const ImageType * image, const IntensityWindow & window, ImageType * coarseProbability,
+         const KDBrainExtractionTorchModel & student, const KDBrainExtractionTorchModel & refiner);
 };
 } // end namespace itk
 

@@ -18,7 +18,7 @@
 #ifndef itkKDBrainExtractionEvaluationProtocol_h
 #define itkKDBrainExtractionEvaluationProtocol_h
 
-#include "KDBrainExtractionExport.h"
+#include "KDBrainExtractionTrainingExport.h"
 #include "itkKDBrainExtractionTrainer.h"
 
 #include <iosfwd>
@@ -45,7 +45,7 @@ namespace itk
  *
  * \ingroup KDBrainExtraction
  */
-class KDBrainExtraction_EXPORT KDBrainExtractionEvaluationProtocol
+class KDBrainExtractionTraining_EXPORT KDBrainExtractionEvaluationProtocol
 {
 public:
   struct StudentVariant

@@ -88,6 +88,22 @@ public:
   ModelType *
   GetResolvedModel();
 
+  /** Wall-clock seconds of the stages of the filter's mini-pipeline, at its
+   * last run of the network (GenerateData re-uses the network's output when
+   * only its post-processing changed). */
+  struct StageTimes
+  {
+    double Preprocessing{ 0.0 }; // verify, resample to the working grid, normalise
+    double Network{ 0.0 };       // crop to the head, network, sigmoid
+    double Refinement{ 0.0 };    // fine stage: fine grid, band features, refiner (0 without)
+    double MapBack{ 0.0 };       // resample the output onto the input's grid
+  };
+  const StageTimes &
+  GetStageTimes() const
+  {
+    return m_StageTimes;
+  }
+
   /** Includes the model's: new weights (Initialize, Load) make the output
    * out of date, as a new transform does for ResampleImageFilter. */
   ModifiedTimeType
@@ -109,8 +125,11 @@ protected:
 
   /** The network's output on the input grid (probability for a student, the
    * normalised brain image for a teacher), reporting progress up to
-   * \a progressShare of the filter's work; with a \a refiner, the fine stage
-   * too (KDBrainExtractionTorchModel::ApplyToImage). */
+   * \a progressShare of the filter's work. The filter's own mini-pipeline:
+   * the input verified, resampled to the model's working grid and normalised
+   * (\a window receives the intensity map), the model run on that volume,
+   * with a \a refiner the fine stage (KDBrainExtractionBoundaryRefinement),
+   * and the output resampled linearly back onto the input's grid. */
   FloatImageType::Pointer
   RunNetwork(IntensityWindow & window, double progressShare, const ModelType * refiner = nullptr);
 
@@ -130,6 +149,7 @@ private:
   std::string                 m_Device{ "auto" };
   unsigned int                m_NumberOfTorchThreads{ 0 };
   bool                        m_TestTimeMirroring{ false };
+  StageTimes                  m_StageTimes;
 };
 } // end namespace itk
 

@@ -21,8 +21,10 @@
 #include "itkKDBrainExtractionImageFilterBase.h"
 
 #include "itkCastImageFilter.h"
+#include "itkKDBrainExtractionBoundaryRefinement.h"
 
 #include <algorithm>
+#include <chrono>
 #include <type_traits>
 
 namespace itk
@@ -154,15 +156,53 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(Intensit
   } restorer;
   ModelType::SetNumberOfThreads(m_NumberOfTorchThreads);
   this->CheckAbort();
-  return model->ApplyToImage(
-    this->GetInputAsFloat(),
-    window,
+
+  using Preprocessing = KDBrainExtractionPreprocessing;
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  // Shares of the work, measured on a 2 mm head: the network dominates.
+  constexpr double preprocessingShare = 0.05;
+  constexpr double networkShare = 0.9;
+  m_StageTimes = StageTimes();
+
+  auto                                        start = Clock::now();
+  const typename FloatImageType::ConstPointer input = this->GetInputAsFloat();
+  Preprocessing::VerifyImage(input, "input image");
+  const FloatImageType::Pointer working = Preprocessing::PrepareWorkingVolume(input, model->GetContract(), window);
+  m_StageTimes.Preprocessing = seconds(start);
+  this->UpdateProgress(static_cast<float>(progressShare * preprocessingShare));
+  this->CheckAbort();
+
+  start = Clock::now();
+  FloatImageType::Pointer output = FloatImageType::New();
+  output->CopyInformation(working);
+  output->SetRegions(working->GetLargestPossibleRegion());
+  output->Allocate();
+  const auto size = working->GetLargestPossibleRegion().GetSize();
+  model->Predict(
+    working->GetBufferPointer(),
+    { size[0], size[1], size[2] },
+    output->GetBufferPointer(),
     [this, progressShare](double fraction) {
-      this->UpdateProgress(static_cast<float>(progressShare * fraction));
+      this->UpdateProgress(static_cast<float>(progressShare * (preprocessingShare + networkShare * fraction)));
       return !this->GetAbortGenerateData();
     },
-    m_TestTimeMirroring,
-    refiner);
+    m_TestTimeMirroring);
+  m_StageTimes.Network = seconds(start);
+
+  if (refiner != nullptr)
+  {
+    start = Clock::now();
+    output = KDBrainExtractionBoundaryRefinement::Refine(input, window, output, *model, *refiner);
+    m_StageTimes.Refinement = seconds(start);
+    this->CheckAbort();
+  }
+
+  start = Clock::now();
+  FloatImageType::Pointer result = Preprocessing::ResampleToReferenceGrid(output, input);
+  m_StageTimes.MapBack = seconds(start);
+  this->UpdateProgress(static_cast<float>(progressShare));
+  return result;
 }
 
 template <typename TInputImage, typename TOutputImage>
@@ -177,6 +217,8 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::PrintSelf(std::ostr
   os << indent << "Device: " << m_Device << std::endl;
   os << indent << "NumberOfTorchThreads: " << m_NumberOfTorchThreads << std::endl;
   os << indent << "TestTimeMirroring: " << (m_TestTimeMirroring ? "On" : "Off") << std::endl;
+  os << indent << "StageTimes (s): preprocessing " << m_StageTimes.Preprocessing << ", network " << m_StageTimes.Network
+     << ", refinement " << m_StageTimes.Refinement << ", map back " << m_StageTimes.MapBack << std::endl;
 }
 } // end namespace itk
 

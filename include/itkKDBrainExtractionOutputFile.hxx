@@ -18,6 +18,8 @@
 #ifndef itkKDBrainExtractionOutputFile_hxx
 #define itkKDBrainExtractionOutputFile_hxx
 
+#include "itkKDBrainExtractionOutputFile.h"
+
 #include "itkImageFileReader.h"
 #include "itkImageFileWriter.h"
 #include "itkKDBrainExtractionInputFile.h"

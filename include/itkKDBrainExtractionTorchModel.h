@@ -182,51 +182,17 @@ public:
    * outputs, the second mirrored back, are averaged: test-time augmentation
    * as in HD-BET, at twice the network's time. Only x: training mirrors heads
    * along x at random, and along no other axis, so both passes see inputs the
-   * network learned. */
+   * network learned. \a output may be \a input: the input is read whole
+   * before the output is written. */
   void
   Predict(const float * input, const std::array<std::size_t, 3> & size, float * output,
           const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
-
-  /** Wall-clock seconds of the stages of the last ApplyToImage() (of any
-   * thread, when several threads share the model). */
-  struct StageTimes
-  {
-    double Preprocessing{ 0.0 }; // verify, resample to the working grid, normalise
-    double Network{ 0.0 };       // crop to the head, network, sigmoid
-    double Refinement{ 0.0 };    // fine stage: fine grid, band features, refiner (0 without)
-    double MapBack{ 0.0 };       // resample the output onto the input's grid
-  };
-  StageTimes
-  GetLastStageTimes() const;
 
   /** A refiner's brain probabilities of \a numberOfPoints points from their
    * features (KDBrainExtractionBoundaryRefinement::NumberOfFeatures floats
    * per point, one point after another), written to \a probabilities. */
   void
   PredictBoundary(const float * features, std::size_t numberOfPoints, float * probabilities) const;
-
-  /** The whole inference path on an image: verify it, map it to the working
-   * grid, run the network, and resample the output linearly back onto the
-   * grid of \a image. \a window receives the intensity map used. \a progress
-   * is called with the fraction done and may abort, as for Predict().
-   * \a mirrorLeftRight: test-time mirroring, as for Predict().
-   * With a \a refiner (a student's only), the probability near the coarse
-   * boundary is re-decided on the refiner's fine grid before the map back
-   * (KDBrainExtractionBoundaryRefinement): pass one only for inputs finer
-   * than the working grid (IsFinerThanWorkingGrid). */
-  KDBrainExtractionPreprocessing::ImageType::Pointer
-  ApplyToImage(const KDBrainExtractionPreprocessing::ImageType * image,
-               KDBrainExtractionPreprocessing::IntensityWindow & window, const ProgressCallback & progress = nullptr,
-               bool mirrorLeftRight = false, const KDBrainExtractionTorchModel * refiner = nullptr) const;
-
-  /** The coarse half of ApplyToImage(): verify \a image, map it to the
-   * working grid and run the network there; the output stays on the working
-   * grid. For the trainer of the fine stage, which needs the coarse result as
-   * inference produces it. */
-  KDBrainExtractionPreprocessing::ImageType::Pointer
-  ApplyToWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
-                     KDBrainExtractionPreprocessing::IntensityWindow & window,
-                     const ProgressCallback & progress = nullptr, bool mirrorLeftRight = false) const;
 
   /** Where the shipped models are looked for: $KDBET_MODEL_DIR when it is set
    * (and only there), else share/KDBrainExtraction/Models next to the folder
@@ -252,14 +218,7 @@ protected:
   PrintSelf(std::ostream & os, Indent indent) const override;
 
 private:
-  /** ApplyToWorkingGrid(), with the seconds of its stages in \a times. */
-  KDBrainExtractionPreprocessing::ImageType::Pointer
-  RunOnWorkingGrid(const KDBrainExtractionPreprocessing::ImageType * image,
-                   KDBrainExtractionPreprocessing::IntensityWindow & window, const ProgressCallback & progress,
-                   bool mirrorLeftRight, StageTimes & times) const;
-
   std::unique_ptr<Implementation> m_Implementation;
-  mutable StageTimes              m_LastStageTimes;
 };
 } // end namespace itk
 

@@ -18,7 +18,7 @@
 #ifndef itkKDBrainExtractionTrainer_h
 #define itkKDBrainExtractionTrainer_h
 
-#include "KDBrainExtractionExport.h"
+#include "KDBrainExtractionTrainingExport.h"
 #include "itkKDBrainExtractionTorchModel.h"
 
 #include <cstdint>
@@ -52,7 +52,7 @@ namespace itk
  *
  * \ingroup KDBrainExtraction
  */
-class KDBrainExtraction_EXPORT KDBrainExtractionTrainer
+class KDBrainExtractionTraining_EXPORT KDBrainExtractionTrainer
 {
 public:
   /** A training or validation case. A case with a label map but no image

@@ -18,7 +18,7 @@
 #ifndef itkKDBrainExtractionWholeHeadLabels_h
 #define itkKDBrainExtractionWholeHeadLabels_h
 
-#include "KDBrainExtractionExport.h"
+#include "KDBrainExtractionTrainingExport.h"
 #include "itkHeadTissueEnums.h"
 #include "itkImage.h"
 
@@ -44,7 +44,7 @@ namespace itk
  *
  * \ingroup KDBrainExtraction
  */
-class KDBrainExtraction_EXPORT KDBrainExtractionWholeHeadLabels
+class KDBrainExtractionTraining_EXPORT KDBrainExtractionWholeHeadLabels
 {
 public:
   using LabelImageType = Image<unsigned short, 3>;

@@ -19,6 +19,8 @@
 #define itkBoundaryRefinementNetwork_h
 
 // Private to the module library: includes LibTorch.
+#include "KDBrainExtractionExport.h"
+
 #include <torch/torch.h>
 
 namespace itk
@@ -35,7 +37,7 @@ struct BoundaryRefinementNetworkOptions
  * probability, as PointRend's point head. Fully connected layers of
  * HiddenWidth units with LeakyReLU, then one output; no normalisation, so
  * that a point's result does not depend on the others in its batch. */
-class BoundaryRefinementNetworkImpl : public torch::nn::Module
+class KDBrainExtraction_EXPORT BoundaryRefinementNetworkImpl : public torch::nn::Module
 {
 public:
   explicit BoundaryRefinementNetworkImpl(const BoundaryRefinementNetworkOptions & options)

@@ -18,12 +18,13 @@
 #ifndef itkKDBrainExtractionAugmentation_h
 #define itkKDBrainExtractionAugmentation_h
 
-// Private to the module library: includes LibTorch. The trainer's
+// Private to the training library: includes LibTorch. The trainer's
 // augmentations of anatomy and field of view, on working-grid volumes;
 // declared here so that unit tests can check what each one does, which a
 // trained model's weights cannot show. Random numbers come from the sample's
 // generator, so that samples stay functions of the seed.
 #include "itkImage.h"
+#include "KDBrainExtractionTrainingExport.h"
 
 #include <array>
 #include <random>
@@ -37,7 +38,7 @@ namespace itk
  * sulcal CSF and white matter touching the ventricles become brain CSF, each
  * voxel with a probability drawn in [0.2, 0.8], once or twice (2 or 4 mm on
  * the 2 mm grid). */
-Image<unsigned char, 3>::Pointer
+KDBrainExtractionTraining_EXPORT Image<unsigned char, 3>::Pointer
 KDBrainExtractionSimulateAtrophy(const Image<unsigned char, 3> * classes, torch::Tensor & mask,
                                  std::mt19937_64 & generator);
 
@@ -46,14 +47,14 @@ KDBrainExtractionSimulateAtrophy(const Image<unsigned char, 3> * classes, torch:
  * across z (60 %) or y, from 8 voxels outside the brain's extreme (\a
  * brainLow or \a brainHigh, inclusive) on one side to 12 voxels into it;
  * image and mask are zero beyond it. */
-void
+KDBrainExtractionTraining_EXPORT void
 KDBrainExtractionCropFieldOfView(const std::array<int64_t, 3> & brainLow, const std::array<int64_t, 3> & brainHigh,
                                  torch::Tensor & image, torch::Tensor & mask, std::mt19937_64 & generator);
 
 /** A random smooth deformation of a [1, 1, z, y, x] image and its mask:
  * displacements drawn uniformly up to \a maximumVoxels on a 5x5x5 control
  * grid, interpolated over the volume; the mask stays binary. */
-void
+KDBrainExtractionTraining_EXPORT void
 KDBrainExtractionDeformNonlinearly(torch::Tensor & image, torch::Tensor & mask, double maximumVoxels,
                                    std::mt19937_64 & generator);
 } // end namespace itk

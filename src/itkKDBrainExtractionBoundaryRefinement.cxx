@@ -18,6 +18,7 @@
 #include "itkKDBrainExtractionBoundaryRefinement.h"
 
 #include "itkBinaryThresholdImageFilter.h"
+#include "itkKDBrainExtractionTorchModel.h"
 #include "itkMultiThreaderBase.h"
 #include "itkSignedMaurerDistanceMapImageFilter.h"
 
@@ -243,5 +244,49 @@ KDBrainExtractionBoundaryRefinement::GatherFeatures(const FineVolumes & volumes,
     *out = static_cast<float>(distance[centre] / BandDepthInside);
   };
   MultiThreaderBase::New()->ParallelizeArray(0, static_cast<SizeValueType>(count), gather, nullptr);
+}
+
+auto
+KDBrainExtractionBoundaryRefinement::Refine(const ImageType * image, const IntensityWindow & window,
+                                            ImageType * coarseProbability, const KDBrainExtractionTorchModel & student,
+                                            const KDBrainExtractionTorchModel & refiner) -> ImageType::Pointer
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  if (refiner.GetRole() != RoleEnum::Refiner || student.GetRole() != RoleEnum::Student)
+  {
+    ExceptionObject error(__FILE__, __LINE__);
+    error.SetDescription("a fine stage needs a refiner model after a student, not a " +
+                         KDBrainExtractionTorchModel::RoleToString(refiner.GetRole()) + " after a " +
+                         KDBrainExtractionTorchModel::RoleToString(student.GetRole()));
+    throw error;
+  }
+  const float *     coarseVoxels = coarseProbability->GetBufferPointer();
+  const std::size_t numberOfCoarseVoxels = coarseProbability->GetBufferedRegion().GetNumberOfPixels();
+  if (std::none_of(coarseVoxels, coarseVoxels + numberOfCoarseVoxels, [](float p) { return p >= 0.5f; }))
+  {
+    // No brain, no boundary: the result is the coarse one (an empty mask).
+    return coarseProbability;
+  }
+  const FineVolumes volumes =
+    PrepareFineVolumes(image, window, coarseProbability, refiner.GetContract().WorkingSpacing[0]);
+  // The coarse probability on the fine grid is the result away from the band.
+  ImageType::Pointer refined = volumes.CoarseProbability;
+  float *            probability = refined->GetBufferPointer();
+  // Chunks bound the features' memory (64 Ki points: 47 MB).
+  constexpr std::size_t chunk = std::size_t{ 1 } << 16;
+  std::vector<float>    features(chunk * NumberOfFeatures);
+  std::vector<float>    result(chunk);
+  const auto &          band = volumes.BandOffsets;
+  for (std::size_t first = 0; first < band.size(); first += chunk)
+  {
+    const std::size_t count = std::min(chunk, band.size() - first);
+    GatherFeatures(volumes, band.data() + first, count, features.data());
+    refiner.PredictBoundary(features.data(), count, result.data());
+    for (std::size_t point = 0; point < count; ++point)
+    {
+      probability[band[first + point]] = result[point];
+    }
+  }
+  return refined;
 }
 } // end namespace itk

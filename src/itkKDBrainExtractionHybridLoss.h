@@ -21,6 +21,8 @@
 // Private to the module library: includes LibTorch. The one implementation of
 // the loss formulas; the trainer differentiates through it and
 // itk::HybridLossMetric evaluates it on images.
+#include "KDBrainExtractionExport.h"
+
 #include <torch/torch.h>
 
 namespace itk
@@ -41,23 +43,23 @@ struct HybridLossTerms
 };
 
 /** Tensors are [N, C, z, y, x]; reductions are over everything (means). */
-torch::Tensor
+KDBrainExtraction_EXPORT torch::Tensor
 KDBrainExtractionMeanSquaredError(const torch::Tensor & prediction, const torch::Tensor & target);
 
 /** Mean 3D SSIM (Wang et al. 2004) with a separable Gaussian window of
  * \a sigma voxels (truncated at 3.5 sigma, shortened on small axes), computed
  * over the valid region, with C1 = (0.01 L)^2, C2 = (0.03 L)^2 for data range L. */
-torch::Tensor
+KDBrainExtraction_EXPORT torch::Tensor
 KDBrainExtractionStructuralSimilarity(const torch::Tensor & prediction, const torch::Tensor & target,
                                       double sigma = 1.5, double dataRange = 1.0);
 
 /** Soft Dice 2 sum(p t) / (sum p + sum t); with binary inputs the usual Dice.
  * Two empty inputs agree perfectly (Dice 1). */
-torch::Tensor
-KDBrainExtractionSoftDice(const torch::Tensor & prediction, const torch::Tensor & target);
+KDBrainExtraction_EXPORT torch::Tensor
+                         KDBrainExtractionSoftDice(const torch::Tensor & prediction, const torch::Tensor & target);
 
 /** L = w1 MSE + w2 (1 - SSIM) + w3 (1 - Dice). */
-HybridLossTerms
+KDBrainExtraction_EXPORT HybridLossTerms
 KDBrainExtractionHybridLoss(const torch::Tensor & prediction, const torch::Tensor & target,
                             const HybridLossWeights & weights = HybridLossWeights(), double dataRange = 1.0,
                             double ssimSigma = 1.5);

@@ -27,7 +27,7 @@
 
 namespace itk
 {
-struct KDBrainExtractionTorchModel::Implementation
+struct KDBrainExtraction_EXPORT KDBrainExtractionTorchModel::Implementation
 {
   RoleEnum                           Role{ RoleEnum::Student };
   Architecture                       NetworkArchitecture;
@@ -59,14 +59,14 @@ struct KDBrainExtractionTorchModel::Implementation
  * tensors (names and shapes), so that weights can be copied or averaged
  * between them: depth, width, normalisation and deep supervision (dropout
  * has no weights). */
-bool
+KDBrainExtraction_EXPORT bool
 KDBrainExtractionHaveSameWeightLayout(const KDBrainExtractionTorchModel::Architecture & a,
                                       const KDBrainExtractionTorchModel::Architecture & b);
 
 /** Parses a device name ("", "auto", "cpu", "cuda", "cuda:N"); throws
  * ExceptionObject if CUDA is asked for and not usable. */
-torch::Device
-KDBrainExtractionParseDevice(const std::string & device);
+KDBrainExtraction_EXPORT torch::Device
+                         KDBrainExtractionParseDevice(const std::string & device);
 } // end namespace itk
 
 #endif // itkKDBrainExtractionTorchModelImplementation_h

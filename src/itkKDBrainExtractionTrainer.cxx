@@ -965,10 +965,15 @@ KDBrainExtractionTrainer::ReadManifest(const std::string & fileName)
   return cases;
 }
 
-KDBrainExtractionTorchModel::Pointer
-KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options & options, std::ostream & log)
+namespace
 {
-  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+/** Throws an ExceptionObject naming the problem where \a options cannot
+ * train on \a cases; returns the contrast families to paint. */
+std::vector<ContrastFamily>
+VerifyTrainingOptions(const std::vector<KDBrainExtractionTrainer::Case> & cases,
+                      const KDBrainExtractionTrainer::Options &           options)
+{
+  using Case = KDBrainExtractionTrainer::Case;
   if (cases.empty())
   {
     itkGenericExceptionMacro(<< "no training cases");
@@ -1051,41 +1056,50 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     itkGenericExceptionMacro(<< "synthetic images need label maps, and no training case has one "
                                 "(a 'labels' or 'dlmuse' column in the manifest)");
   }
-  KDBrainExtractionTorchModel::SetNumberOfThreads(options.NumberOfThreads);
-  const torch::Device device = KDBrainExtractionParseDevice(options.Device);
+  return syntheticContrasts;
+}
 
-  auto model = KDBrainExtractionTorchModel::New();
-  model->Initialize(options.Role, options.NetworkArchitecture, options.PreprocessingContract, options.Seed);
-  auto &       implementation = model->GetImplementation();
-  const auto & contract = model->GetContract();
-
-  const bool                           distill = options.Role == RoleEnum::Student && options.DistillationWeight > 0.0;
-  KDBrainExtractionTorchModel::Pointer teacher;
-  if (distill)
+/** The teacher whose output a distilled student learns, on \a device, in
+ * evaluation mode; null for a teacher, or a student without distillation. */
+KDBrainExtractionTorchModel::Pointer
+LoadDistillationTeacher(const KDBrainExtractionTrainer::Options &        options,
+                        const KDBrainExtractionPreprocessing::Contract & contract, const torch::Device & device)
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  if (options.Role != RoleEnum::Student || options.DistillationWeight <= 0.0)
   {
-    if (options.TeacherModelFile.empty())
-    {
-      itkGenericExceptionMacro(<< "distillation (weight " << options.DistillationWeight
-                               << ") needs a teacher model file; use weight 0 for the plain UNet++");
-    }
-    teacher = KDBrainExtractionTorchModel::New();
-    teacher->Load(options.TeacherModelFile);
-    if (teacher->GetRole() != RoleEnum::Teacher)
-    {
-      itkGenericExceptionMacro(<< options.TeacherModelFile << ": is a "
-                               << KDBrainExtractionTorchModel::RoleToString(teacher->GetRole())
-                               << " model, a teacher is needed for distillation");
-    }
-    if (teacher->GetContract().WorkingSpacing != contract.WorkingSpacing)
-    {
-      itkGenericExceptionMacro(<< options.TeacherModelFile
-                               << ": the teacher works at a different spacing than the student");
-    }
-    teacher->GetImplementation().Network->to(device);
-    teacher->GetImplementation().Network->eval();
+    return nullptr;
   }
+  if (options.TeacherModelFile.empty())
+  {
+    itkGenericExceptionMacro(<< "distillation (weight " << options.DistillationWeight
+                             << ") needs a teacher model file; use weight 0 for the plain UNet++");
+  }
+  auto teacher = KDBrainExtractionTorchModel::New();
+  teacher->Load(options.TeacherModelFile);
+  if (teacher->GetRole() != RoleEnum::Teacher)
+  {
+    itkGenericExceptionMacro(<< options.TeacherModelFile << ": is a "
+                             << KDBrainExtractionTorchModel::RoleToString(teacher->GetRole())
+                             << " model, a teacher is needed for distillation");
+  }
+  if (teacher->GetContract().WorkingSpacing != contract.WorkingSpacing)
+  {
+    itkGenericExceptionMacro(<< options.TeacherModelFile
+                             << ": the teacher works at a different spacing than the student");
+  }
+  teacher->GetImplementation().Network->to(device);
+  teacher->GetImplementation().Network->eval();
+  return teacher;
+}
 
-  log << "Reading " << cases.size() << " training cases" << std::endl;
+/** The training cases on the working grid, whole volumes padded to the
+ * largest when training is not on patches. */
+std::vector<WorkingCase>
+LoadTrainingCases(const std::vector<KDBrainExtractionTrainer::Case> & cases,
+                  const KDBrainExtractionTrainer::Options &           options,
+                  const KDBrainExtractionPreprocessing::Contract & contract, bool synthesise)
+{
   std::vector<WorkingCase> training;
   // A case listed several times (a label map weighted up) is loaded once;
   // its copies share the read-only tensors and classes.
@@ -1119,37 +1133,269 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
       item.Mask = PadTo(item.Mask, largest);
     }
   }
+  return training;
+}
+
+/** Copies the weights and buffers of options.InitialModelFile into
+ * \a network; returns that model's checksum (empty without one). */
+std::string
+CopyInitialWeights(const KDBrainExtractionTrainer::Options & options, UNetPlusPlus & network)
+{
+  if (options.InitialModelFile.empty())
+  {
+    return std::string();
+  }
+  auto initial = KDBrainExtractionTorchModel::New();
+  initial->Load(options.InitialModelFile);
+  if (initial->GetRole() != options.Role ||
+      !KDBrainExtractionHaveSameWeightLayout(initial->GetArchitecture(), options.NetworkArchitecture))
+  {
+    itkGenericExceptionMacro(<< options.InitialModelFile
+                             << ": the initial model must have the role and architecture being trained");
+  }
+  torch::NoGradGuard noGrad;
+  const auto         source = initial->GetImplementation().Network->named_parameters(true);
+  for (auto & parameter : network->named_parameters(true))
+  {
+    parameter.value().copy_(source[parameter.key()]);
+  }
+  const auto sourceBuffers = initial->GetImplementation().Network->named_buffers(true);
+  for (auto & buffer : network->named_buffers(true))
+  {
+    buffer.value().copy_(sourceBuffers[buffer.key()]);
+  }
+  return initial->GetChecksum();
+}
+
+/** Where a resumed run goes on: the step and seconds of its checkpoint. */
+struct TrainingProgress
+{
+  uint64_t Step{ 0 };
+  double   Seconds{ 0.0 };
+};
+
+/** Restores network, optimizer and weight average from a checkpoint that
+ * SaveCheckpoint wrote. */
+TrainingProgress
+ResumeFromCheckpoint(const std::string & fileName, UNetPlusPlus & network, torch::optim::Adam & optimizer,
+                     std::vector<torch::Tensor> & weightAverage, const torch::Device & device)
+{
+  TrainingProgress               progress;
+  torch::serialize::InputArchive archive;
+  archive.load_from(fileName, device);
+  torch::serialize::InputArchive networkArchive;
+  archive.read("network", networkArchive);
+  network->load(networkArchive);
+  torch::serialize::InputArchive optimizerArchive;
+  archive.read("optimizer", optimizerArchive);
+  optimizer.load(optimizerArchive);
+  torch::Tensor step;
+  archive.read("step", step);
+  torch::Tensor seconds;
+  archive.read("seconds", seconds);
+  progress.Step = static_cast<uint64_t>(step.item<int64_t>());
+  progress.Seconds = seconds.item<double>();
+  for (std::size_t index = 0; index < weightAverage.size(); ++index)
+  {
+    if (!archive.try_read("weight_average." + std::to_string(index), weightAverage[index]))
+    {
+      itkGenericExceptionMacro(<< fileName
+                               << ": the checkpoint holds no weight average (written without weight averaging)");
+    }
+  }
+  return progress;
+}
+
+/** One step's losses, each averaged over the network's heads. */
+struct StepLosses
+{
+  torch::Tensor Loss; // (1 - a) Segmentation + a Distillation
+  torch::Tensor Segmentation;
+  torch::Tensor Distillation;
+};
+
+/** L = (1 - a) L_seg + a L_distill on \a batch (on the network's device),
+ * with L_distill against \a teacher's output (none without a teacher). */
+StepLosses
+ComputeStepLosses(UNetPlusPlus & network, const KDBrainExtractionTorchModel * teacher, const Batch & batch,
+                  const KDBrainExtractionTrainer::Options & options)
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  const auto    heads = network->ForwardHeads(batch.Image);
+  StepLosses    losses;
+  torch::Tensor teacherOutput;
+  losses.Segmentation = torch::zeros({}, batch.Image.options());
+  losses.Distillation = torch::zeros({}, batch.Image.options());
+  if (teacher)
+  {
+    torch::NoGradGuard noGrad;
+    teacherOutput = torch::sigmoid(teacher->GetImplementation().Network->forward(batch.Image));
+    if (options.DistillationMode == "soft-mask")
+    {
+      // Brain-only image / image: ~1 in the brain, ~0 outside; undefined
+      // where the image is dark, which the teacher leaves dark anyway.
+      teacherOutput = torch::where(batch.Image > 0.05,
+                                   (teacherOutput / batch.Image.clamp_min(0.05)).clamp(0.0, 1.0),
+                                   torch::zeros_like(teacherOutput));
+    }
+  }
+  // Both roles predict values in [0, 1] through a sigmoid, which keeps the
+  // soft Dice term a true Dice (an unbounded output could push it above 1).
+  const torch::Tensor target = options.Role == RoleEnum::Teacher ? batch.Image * batch.Mask : batch.Mask;
+  for (const auto & head : heads)
+  {
+    const auto prediction = torch::sigmoid(head);
+    losses.Segmentation = losses.Segmentation + KDBrainExtractionHybridLoss(prediction, target).Loss;
+    if (teacher)
+    {
+      losses.Distillation = losses.Distillation + KDBrainExtractionMeanSquaredError(prediction, teacherOutput);
+    }
+  }
+  losses.Segmentation = losses.Segmentation / static_cast<double>(heads.size());
+  losses.Distillation = losses.Distillation / static_cast<double>(heads.size());
+  const double a = teacher ? options.DistillationWeight : 0.0;
+  losses.Loss = (1.0 - a) * losses.Segmentation + a * losses.Distillation;
+  return losses;
+}
+
+/** Sums of the losses of the steps since the last epoch's end. */
+struct EpochLosses
+{
+  double       Loss{ 0.0 };
+  double       Segmentation{ 0.0 };
+  double       Distillation{ 0.0 };
+  unsigned int Steps{ 0 };
+};
+
+/** The end of epoch \a epoch, at step \a step: the mean losses and, with
+ * \a validation cases, the validation score (Dice for a student, MAE for a
+ * teacher) as a line of \a jsonLog (if open); the score also to \a log. */
+void
+ReportEpoch(uint64_t epoch, uint64_t step, const EpochLosses & losses, double stepsPerSecond, double seconds,
+            UNetPlusPlus & network, const std::vector<WorkingCase> & validation,
+            const KDBrainExtractionTrainer::Options & options, const torch::Device & device, std::ofstream & jsonLog,
+            std::ostream & log)
+{
+  using RoleEnum = KDBrainExtractionTorchModel::RoleEnum;
+  const std::string role = KDBrainExtractionTorchModel::RoleToString(options.Role);
+  const double      validationScore = validation.empty() ? 0.0 : Validate(network, options.Role, validation, device);
+  if (jsonLog)
+  {
+    jsonLog << "{\"role\":\"" << role << "\",\"epoch\":" << epoch << ",\"step\":" << step
+            << ",\"loss\":" << losses.Loss / losses.Steps
+            << ",\"segmentation_loss\":" << losses.Segmentation / losses.Steps
+            << ",\"distillation_loss\":" << losses.Distillation / losses.Steps
+            << ",\"steps_per_second\":" << stepsPerSecond << ",\"seconds\":" << seconds;
+    if (!validation.empty())
+    {
+      jsonLog << ",\"" << (options.Role == RoleEnum::Student ? "validation_dice" : "validation_mae")
+              << "\":" << validationScore;
+    }
+    jsonLog << "}" << std::endl;
+  }
+  if (!validation.empty())
+  {
+    log << "[" << role << "] step " << step << " validation " << (options.Role == RoleEnum::Student ? "Dice " : "MAE ")
+        << validationScore << std::endl;
+  }
+}
+
+/** How the model was trained, in its metadata (saved with it). */
+void
+RecordTrainingMetadata(KDBrainExtractionTorchModel & model, std::size_t numberOfCases, std::size_t labelMapCases,
+                       const KDBrainExtractionTrainer::Options & options, const KDBrainExtractionTorchModel * teacher,
+                       const std::string & initialChecksum, double totalSeconds, double lastLoss)
+{
+  using Options = KDBrainExtractionTrainer::Options;
+  std::ostringstream distillation;
+  distillation << (teacher ? options.DistillationMode : std::string("none")) << ", weight "
+               << (teacher ? options.DistillationWeight : 0.0);
+  if (teacher)
+  {
+    distillation << ", teacher checksum " << teacher->GetChecksum();
+  }
+  model.SetMetadata("training.cases", std::to_string(numberOfCases));
+  model.SetMetadata("training.steps", std::to_string(options.NumberOfSteps));
+  model.SetMetadata("training.batch_size", std::to_string(options.BatchSize));
+  model.SetMetadata("training.patch_size", std::to_string(options.PatchSize));
+  model.SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
+  model.SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
+  model.SetMetadata("training.augmentation", options.Augment ? "on" : "off");
+  // Recorded when not the default, so that earlier models' headers stay as they were.
+  const auto recordNumber = [&model](const std::string & key, double value, double defaultValue) {
+    if (value != defaultValue)
+    {
+      std::ostringstream text;
+      text << value;
+      model.SetMetadata(key, text.str());
+    }
+  };
+  if (options.Augment)
+  {
+    recordNumber(
+      "training.max_isotropic_coarsening", options.MaximumIsotropicCoarsening, Options{}.MaximumIsotropicCoarsening);
+  }
+  recordNumber("training.intensity_remapping", options.IntensityRemappingFraction, 0.0);
+  recordNumber("training.atrophy", options.AtrophyFraction, 0.0);
+  recordNumber("training.field_of_view_crop", options.FieldOfViewCropFraction, 0.0);
+  recordNumber("training.max_deformation_mm", options.MaximumDeformation, 0.0);
+  recordNumber(
+    "training.max_slice_thickness", options.MaximumSliceThicknessFactor, Options{}.MaximumSliceThicknessFactor);
+  recordNumber("training.label_map_cases", static_cast<double>(labelMapCases), 0.0);
+  model.SetMetadata("training.seed", std::to_string(options.Seed));
+  model.SetMetadata("training.distillation", distillation.str());
+  if (options.SyntheticFraction > 0.0)
+  {
+    std::ostringstream synthetic;
+    synthetic << "fraction " << options.SyntheticFraction << ", contrasts";
+    for (const auto & name : options.SyntheticContrasts)
+    {
+      synthetic << " " << name;
+    }
+    model.SetMetadata("training.synthetic", synthetic.str());
+  }
+  if (!initialChecksum.empty())
+  {
+    model.SetMetadata("training.initial_model", initialChecksum);
+  }
+  if (options.WeightAveragingSteps > 0)
+  {
+    model.SetMetadata("training.weight_averaging", "last " + std::to_string(options.WeightAveragingSteps) + " steps");
+  }
+  if (options.BatchNormRecalibrationBatches > 0)
+  {
+    model.SetMetadata("training.batch_norm_recalibration",
+                      std::to_string(options.BatchNormRecalibrationBatches) + " batches");
+  }
+  model.SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
+  model.SetMetadata("training.final_loss", std::to_string(lastLoss));
+}
+} // namespace
+
+KDBrainExtractionTorchModel::Pointer
+KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options & options, std::ostream & log)
+{
+  const std::vector<ContrastFamily> syntheticContrasts = VerifyTrainingOptions(cases, options);
+  KDBrainExtractionTorchModel::SetNumberOfThreads(options.NumberOfThreads);
+  const torch::Device device = KDBrainExtractionParseDevice(options.Device);
+
+  auto model = KDBrainExtractionTorchModel::New();
+  model->Initialize(options.Role, options.NetworkArchitecture, options.PreprocessingContract, options.Seed);
+  auto &                                     implementation = model->GetImplementation();
+  const auto &                               contract = model->GetContract();
+  const KDBrainExtractionTorchModel::Pointer teacher = LoadDistillationTeacher(options, contract, device);
+
+  log << "Reading " << cases.size() << " training cases" << std::endl;
+  const std::vector<WorkingCase> training =
+    LoadTrainingCases(cases, options, contract, options.SyntheticFraction > 0.0);
   std::vector<WorkingCase> validation;
   for (const auto & item : options.ValidationCases)
   {
     validation.push_back(LoadCase(item, contract, false));
   }
 
-  UNetPlusPlus & network = implementation.Network;
-  std::string    initialChecksum;
-  if (!options.InitialModelFile.empty())
-  {
-    auto initial = KDBrainExtractionTorchModel::New();
-    initial->Load(options.InitialModelFile);
-    if (initial->GetRole() != options.Role ||
-        !KDBrainExtractionHaveSameWeightLayout(initial->GetArchitecture(), options.NetworkArchitecture))
-    {
-      itkGenericExceptionMacro(<< options.InitialModelFile
-                               << ": the initial model must have the role and architecture being trained");
-    }
-    torch::NoGradGuard noGrad;
-    const auto         source = initial->GetImplementation().Network->named_parameters(true);
-    for (auto & parameter : network->named_parameters(true))
-    {
-      parameter.value().copy_(source[parameter.key()]);
-    }
-    const auto sourceBuffers = initial->GetImplementation().Network->named_buffers(true);
-    for (auto & buffer : network->named_buffers(true))
-    {
-      buffer.value().copy_(sourceBuffers[buffer.key()]);
-    }
-    initialChecksum = initial->GetChecksum();
-  }
+  UNetPlusPlus &    network = implementation.Network;
+  const std::string initialChecksum = CopyInitialWeights(options, network);
   network->to(device);
   network->train();
   torch::optim::Adam optimizer(network->parameters(),
@@ -1166,34 +1412,14 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
       weightAverage.push_back(torch::zeros_like(parameter));
     }
   }
-  uint64_t firstStep = 0;
-  double   previousSeconds = 0.0;
+  TrainingProgress resumed;
   if (!options.CheckpointFile.empty() && itksys::SystemTools::FileExists(options.CheckpointFile, true))
   {
-    torch::serialize::InputArchive archive;
-    archive.load_from(options.CheckpointFile, device);
-    torch::serialize::InputArchive networkArchive;
-    archive.read("network", networkArchive);
-    network->load(networkArchive);
-    torch::serialize::InputArchive optimizerArchive;
-    archive.read("optimizer", optimizerArchive);
-    optimizer.load(optimizerArchive);
-    torch::Tensor step;
-    archive.read("step", step);
-    torch::Tensor seconds;
-    archive.read("seconds", seconds);
-    firstStep = static_cast<uint64_t>(step.item<int64_t>());
-    previousSeconds = seconds.item<double>();
-    for (std::size_t index = 0; index < weightAverage.size(); ++index)
-    {
-      if (!archive.try_read("weight_average." + std::to_string(index), weightAverage[index]))
-      {
-        itkGenericExceptionMacro(<< options.CheckpointFile
-                                 << ": the checkpoint holds no weight average (written without weight averaging)");
-      }
-    }
-    log << "Resuming from " << options.CheckpointFile << " at step " << firstStep << std::endl;
+    resumed = ResumeFromCheckpoint(options.CheckpointFile, network, optimizer, weightAverage, device);
+    log << "Resuming from " << options.CheckpointFile << " at step " << resumed.Step << std::endl;
   }
+  const uint64_t firstStep = resumed.Step;
+  const double   previousSeconds = resumed.Seconds;
 
   std::ofstream jsonLog;
   if (!options.LogFile.empty())
@@ -1208,10 +1434,7 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   const auto        start = Clock::now();
   auto              lastPrint = start;
   const std::string role = KDBrainExtractionTorchModel::RoleToString(options.Role);
-  double            epochLoss = 0.0;
-  double            epochSegmentation = 0.0;
-  double            epochDistillation = 0.0;
-  unsigned int      epochSteps = 0;
+  EpochLosses       epoch;
   double            lastLoss = 0.0;
   const uint64_t    samplesPerEpoch = training.size();
   uint64_t          step = firstStep;
@@ -1225,40 +1448,8 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     batch.Mask = batch.Mask.to(device);
 
     optimizer.zero_grad();
-    const auto    heads = network->ForwardHeads(batch.Image);
-    torch::Tensor segmentationLoss = torch::zeros({}, batch.Image.options());
-    torch::Tensor distillationLoss = torch::zeros({}, batch.Image.options());
-    torch::Tensor teacherOutput;
-    if (distill)
-    {
-      torch::NoGradGuard noGrad;
-      teacherOutput = torch::sigmoid(teacher->GetImplementation().Network->forward(batch.Image));
-      if (options.DistillationMode == "soft-mask")
-      {
-        // Brain-only image / image: ~1 in the brain, ~0 outside; undefined
-        // where the image is dark, which the teacher leaves dark anyway.
-        teacherOutput = torch::where(batch.Image > 0.05,
-                                     (teacherOutput / batch.Image.clamp_min(0.05)).clamp(0.0, 1.0),
-                                     torch::zeros_like(teacherOutput));
-      }
-    }
-    // Both roles predict values in [0, 1] through a sigmoid, which keeps the
-    // soft Dice term a true Dice (an unbounded output could push it above 1).
-    const torch::Tensor target = options.Role == RoleEnum::Teacher ? batch.Image * batch.Mask : batch.Mask;
-    for (const auto & head : heads)
-    {
-      const auto prediction = torch::sigmoid(head);
-      segmentationLoss = segmentationLoss + KDBrainExtractionHybridLoss(prediction, target).Loss;
-      if (distill)
-      {
-        distillationLoss = distillationLoss + KDBrainExtractionMeanSquaredError(prediction, teacherOutput);
-      }
-    }
-    segmentationLoss = segmentationLoss / static_cast<double>(heads.size());
-    distillationLoss = distillationLoss / static_cast<double>(heads.size());
-    const double        a = distill ? options.DistillationWeight : 0.0;
-    const torch::Tensor loss = (1.0 - a) * segmentationLoss + a * distillationLoss;
-    loss.backward();
+    const StepLosses losses = ComputeStepLosses(network, teacher, batch, options);
+    losses.Loss.backward();
     optimizer.step();
     if (!weightAverage.empty() && step >= averagingStart)
     {
@@ -1271,11 +1462,11 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
       }
     }
 
-    lastLoss = loss.item<double>();
-    epochLoss += lastLoss;
-    epochSegmentation += segmentationLoss.item<double>();
-    epochDistillation += distillationLoss.item<double>();
-    ++epochSteps;
+    lastLoss = losses.Loss.item<double>();
+    epoch.Loss += lastLoss;
+    epoch.Segmentation += losses.Segmentation.item<double>();
+    epoch.Distillation += losses.Distillation.item<double>();
+    ++epoch.Steps;
 
     const uint64_t done = step + 1;
     const auto     now = Clock::now();
@@ -1295,30 +1486,20 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
     }
 
     const bool epochEnd = (done * options.BatchSize) / samplesPerEpoch > (step * options.BatchSize) / samplesPerEpoch;
-    if ((epochEnd || done == options.NumberOfSteps) && epochSteps > 0)
+    if ((epochEnd || done == options.NumberOfSteps) && epoch.Steps > 0)
     {
-      const double validationScore = validation.empty() ? 0.0 : Validate(network, options.Role, validation, device);
-      if (jsonLog)
-      {
-        jsonLog << "{\"role\":\"" << role << "\",\"epoch\":" << (done * options.BatchSize) / samplesPerEpoch
-                << ",\"step\":" << done << ",\"loss\":" << epochLoss / epochSteps
-                << ",\"segmentation_loss\":" << epochSegmentation / epochSteps
-                << ",\"distillation_loss\":" << epochDistillation / epochSteps
-                << ",\"steps_per_second\":" << stepsPerSecond << ",\"seconds\":" << previousSeconds + seconds;
-        if (!validation.empty())
-        {
-          jsonLog << ",\"" << (options.Role == RoleEnum::Student ? "validation_dice" : "validation_mae")
-                  << "\":" << validationScore;
-        }
-        jsonLog << "}" << std::endl;
-      }
-      if (!validation.empty())
-      {
-        log << "[" << role << "] step " << done << " validation "
-            << (options.Role == RoleEnum::Student ? "Dice " : "MAE ") << validationScore << std::endl;
-      }
-      epochLoss = epochSegmentation = epochDistillation = 0.0;
-      epochSteps = 0;
+      ReportEpoch((done * options.BatchSize) / samplesPerEpoch,
+                  done,
+                  epoch,
+                  stepsPerSecond,
+                  previousSeconds + seconds,
+                  network,
+                  validation,
+                  options,
+                  device,
+                  jsonLog,
+                  log);
+      epoch = EpochLosses();
     }
     const bool outOfTime = options.TimeLimitSeconds > 0.0 && seconds >= options.TimeLimitSeconds;
     if (!options.CheckpointFile.empty() &&
@@ -1358,68 +1539,14 @@ KDBrainExtractionTrainer::Train(const std::vector<Case> & cases, const Options &
   network->eval();
   network->to(implementation.Device);
 
-  std::ostringstream distillation;
-  distillation << (distill ? options.DistillationMode : std::string("none")) << ", weight "
-               << (distill ? options.DistillationWeight : 0.0);
-  if (distill)
-  {
-    distillation << ", teacher checksum " << teacher->GetChecksum();
-  }
-  model->SetMetadata("training.cases", std::to_string(cases.size()));
-  model->SetMetadata("training.steps", std::to_string(options.NumberOfSteps));
-  model->SetMetadata("training.batch_size", std::to_string(options.BatchSize));
-  model->SetMetadata("training.patch_size", std::to_string(options.PatchSize));
-  model->SetMetadata("training.learning_rate", std::to_string(options.LearningRate));
-  model->SetMetadata("training.weight_decay", std::to_string(options.WeightDecay));
-  model->SetMetadata("training.augmentation", options.Augment ? "on" : "off");
-  // Recorded when not the default, so that earlier models' headers stay as they were.
-  const auto recordNumber = [&model](const std::string & key, double value, double defaultValue) {
-    if (value != defaultValue)
-    {
-      std::ostringstream text;
-      text << value;
-      model->SetMetadata(key, text.str());
-    }
-  };
-  if (options.Augment)
-  {
-    recordNumber(
-      "training.max_isotropic_coarsening", options.MaximumIsotropicCoarsening, Options{}.MaximumIsotropicCoarsening);
-  }
-  recordNumber("training.intensity_remapping", options.IntensityRemappingFraction, 0.0);
-  recordNumber("training.atrophy", options.AtrophyFraction, 0.0);
-  recordNumber("training.field_of_view_crop", options.FieldOfViewCropFraction, 0.0);
-  recordNumber("training.max_deformation_mm", options.MaximumDeformation, 0.0);
-  recordNumber(
-    "training.max_slice_thickness", options.MaximumSliceThicknessFactor, Options{}.MaximumSliceThicknessFactor);
-  recordNumber("training.label_map_cases", static_cast<double>(labelMapCases), 0.0);
-  model->SetMetadata("training.seed", std::to_string(options.Seed));
-  model->SetMetadata("training.distillation", distillation.str());
-  if (synthesise)
-  {
-    std::ostringstream synthetic;
-    synthetic << "fraction " << options.SyntheticFraction << ", contrasts";
-    for (const auto & name : options.SyntheticContrasts)
-    {
-      synthetic << " " << name;
-    }
-    model->SetMetadata("training.synthetic", synthetic.str());
-  }
-  if (!initialChecksum.empty())
-  {
-    model->SetMetadata("training.initial_model", initialChecksum);
-  }
-  if (options.WeightAveragingSteps > 0)
-  {
-    model->SetMetadata("training.weight_averaging", "last " + std::to_string(options.WeightAveragingSteps) + " steps");
-  }
-  if (options.BatchNormRecalibrationBatches > 0)
-  {
-    model->SetMetadata("training.batch_norm_recalibration",
-                       std::to_string(options.BatchNormRecalibrationBatches) + " batches");
-  }
-  model->SetMetadata("training.seconds", std::to_string(static_cast<long>(totalSeconds)));
-  model->SetMetadata("training.final_loss", std::to_string(lastLoss));
+  RecordTrainingMetadata(*model,
+                         cases.size(),
+                         static_cast<std::size_t>(std::count_if(cases.begin(), cases.end(), IsLabelMapCase)),
+                         options,
+                         teacher,
+                         initialChecksum,
+                         totalSeconds,
+                         lastLoss);
   return model;
 }
 namespace
@@ -1462,9 +1589,12 @@ CollectBoundaryPoints(const std::string & fileName, const std::vector<std::strin
     synthesis->SetSeed(seeds[head]);
     synthesis->SetMaximumSliceThicknessFactor(maximumSliceThicknessFactor);
     synthesis->Update();
-    const ImageType *                               image = synthesis->GetOutput();
+    const ImageType * image = synthesis->GetOutput();
+    // The coarse probability as inference computes it, on the working grid.
     KDBrainExtractionPreprocessing::IntensityWindow window;
-    const auto                                      coarse = student.ApplyToWorkingGrid(image, window);
+    const auto coarse = KDBrainExtractionPreprocessing::PrepareWorkingVolume(image, student.GetContract(), window);
+    const auto size = coarse->GetLargestPossibleRegion().GetSize();
+    student.Predict(coarse->GetBufferPointer(), { size[0], size[1], size[2] }, coarse->GetBufferPointer());
     const auto volumes = Refinement::PrepareFineVolumes(image, window, coarse, fineSpacing);
     const auto fineMask = KDBrainExtractionPreprocessing::ResampleMaskToGrid(mask, volumes.Intensity);
 

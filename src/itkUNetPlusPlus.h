@@ -19,6 +19,8 @@
 #define itkUNetPlusPlus_h
 
 // Private to the module library: includes LibTorch.
+#include "KDBrainExtractionExport.h"
+
 #include <torch/torch.h>
 
 #include <functional>
@@ -43,7 +45,7 @@ struct UNetPlusPlusOptions
  * 3x3x3 convolutions with normalisation and LeakyReLU. The output is a 1x1x1
  * head on X(0,Depth), or with deep supervision the mean of heads on X(0,1..Depth).
  * Any input size works: upsampled maps are interpolated to the skip's size. */
-class UNetPlusPlusImpl : public torch::nn::Module
+class KDBrainExtraction_EXPORT UNetPlusPlusImpl : public torch::nn::Module
 {
 public:
   explicit UNetPlusPlusImpl(const UNetPlusPlusOptions & options);

@@ -300,7 +300,11 @@ TEST(KDBrainExtractionBoundaryRefinement, RefinerModelSavesLoadsAndKeepsToItsRol
   const auto student = MakeTinyModel(RoleEnum::Student);
   EXPECT_THROW(student->PredictBoundary(features.data(), 100, after.data()), itk::ExceptionObject);
   itk::KDBrainExtractionPreprocessing::IntensityWindow window;
-  EXPECT_THROW(student->ApplyToImage(MakeHead(2.0), window, nullptr, false, student), itk::ExceptionObject);
+  const auto                                           head = MakeHead(2.0);
+  EXPECT_THROW(itk::KDBrainExtractionBoundaryRefinement::Refine(head, window, head, *student, *student),
+               itk::ExceptionObject);
+  EXPECT_THROW(itk::KDBrainExtractionBoundaryRefinement::Refine(head, window, head, *loaded, *loaded),
+               itk::ExceptionObject);
 }
 
 TEST(KDBrainExtractionBoundaryRefinement, StudentFilterRefinesOnlyFinerInputsAndOnlyTheBand)
