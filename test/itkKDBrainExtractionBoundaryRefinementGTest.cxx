@@ -326,6 +326,16 @@ TEST(KDBrainExtractionBoundaryRefinement, StudentFilterRefinesOnlyFinerInputsAnd
   const auto coarse = run(fine, false);
   EXPECT_TRUE(refined->GetBoundaryRefined());
   EXPECT_FALSE(coarse->GetBoundaryRefined());
+  // The filter's mini-pipeline times its stages; the fine stage only when it ran.
+  for (const auto & filter : { refined, coarse })
+  {
+    const auto & times = filter->GetStageTimes();
+    EXPECT_GT(times.Preprocessing, 0.0);
+    EXPECT_GT(times.Network, 0.0);
+    EXPECT_GT(times.MapBack, 0.0);
+  }
+  EXPECT_GT(refined->GetStageTimes().Refinement, 0.0);
+  EXPECT_EQ(coarse->GetStageTimes().Refinement, 0.0);
   // The refiner calls the band outside: the mask loses voxels near its
   // boundary, and gains none.
   std::size_t       lost = 0;
