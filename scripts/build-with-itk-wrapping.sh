@@ -61,25 +61,35 @@ done
 stage "Configure ITK (${itk_build})"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-cmake -S "${itk_source}" -B "${itk_build}" -G "Unix Makefiles" "${launcher[@]}" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DBUILD_SHARED_LIBS=ON \
-  -DBUILD_TESTING=OFF \
-  -DBUILD_EXAMPLES=OFF \
-  -DITK_BUILD_DEFAULT_MODULES=OFF \
-  "${module_flags[@]}" \
-  -DITK_USE_SYSTEM_ZLIB=ON -DITK_USE_SYSTEM_PNG=ON -DITK_USE_SYSTEM_EIGEN=ON \
-  -DITK_USE_SYSTEM_GOOGLETEST=ON -DGTEST_ROOT=/usr \
-  -DITK_WRAP_PYTHON=ON \
-  -DITK_USE_SYSTEM_SWIG=ON -DSWIG_EXECUTABLE=/usr/bin/swig \
-  -DITK_USE_SYSTEM_CASTXML=ON -DCASTXML_EXECUTABLE=/usr/bin/castxml \
-  -DPython3_EXECUTABLE="${python}" \
-  -DITK_WRAP_IMAGE_DIMS=3 \
-  -DITK_WRAP_float=ON -DITK_WRAP_unsigned_char=ON \
-  -DITK_WRAP_unsigned_short=OFF -DITK_WRAP_signed_short=OFF -DITK_WRAP_double=OFF \
-  -DITK_WRAP_vector_float=ON -DITK_WRAP_covariant_vector_float=ON `# ITK's wrapping needs a vector type` \
-  -DITK_WRAP_rgb_unsigned_char=OFF -DITK_WRAP_rgba_unsigned_char=OFF -DITK_WRAP_complex_float=OFF \
-  > "${work_dir}/itk-configure.log"
+itk_configure=(-S "${itk_source}" -B "${itk_build}" -G "Unix Makefiles" "${launcher[@]}"
+  -DCMAKE_BUILD_TYPE=Release
+  -DBUILD_SHARED_LIBS=ON
+  -DBUILD_TESTING=OFF
+  -DBUILD_EXAMPLES=OFF
+  -DITK_BUILD_DEFAULT_MODULES=OFF
+  "${module_flags[@]}"
+  -DITK_USE_SYSTEM_ZLIB=ON -DITK_USE_SYSTEM_PNG=ON -DITK_USE_SYSTEM_EIGEN=ON
+  -DITK_USE_SYSTEM_GOOGLETEST=ON -DGTEST_ROOT=/usr
+  -DITK_WRAP_PYTHON=ON
+  -DITK_USE_SYSTEM_SWIG=ON -DSWIG_EXECUTABLE=/usr/bin/swig
+  -DITK_USE_SYSTEM_CASTXML=ON -DCASTXML_EXECUTABLE=/usr/bin/castxml
+  -DPython3_EXECUTABLE="${python}"
+  -DITK_WRAP_IMAGE_DIMS=3
+  -DITK_WRAP_float=ON -DITK_WRAP_unsigned_char=ON
+  -DITK_WRAP_unsigned_short=OFF -DITK_WRAP_signed_short=OFF -DITK_WRAP_double=OFF
+  -DITK_WRAP_vector_float=ON -DITK_WRAP_covariant_vector_float=ON # ITK's wrapping needs a vector type
+  -DITK_WRAP_rgb_unsigned_char=OFF -DITK_WRAP_rgba_unsigned_char=OFF -DITK_WRAP_complex_float=OFF)
+# ITK's configuration stamps its date into ITKCommon, so configuring again
+# relinks every library and wrapping module (20 minutes on 2 cores): only
+# when the arguments changed.
+itk_configure_stamp="${itk_build}/kdbet-configure-arguments.txt"
+if [ -f "${itk_build}/CMakeCache.txt" ] && [ -f "${itk_configure_stamp}" ] &&
+  [ "$(printf '%s\n' "${itk_configure[@]}")" = "$(cat "${itk_configure_stamp}")" ]; then
+  echo "(configured before with the same arguments)"
+else
+  cmake "${itk_configure[@]}" > "${work_dir}/itk-configure.log"
+  printf '%s\n' "${itk_configure[@]}" > "${itk_configure_stamp}"
+fi
 
 stage "Build ITK with Python wrapping (${jobs} jobs; log: ${work_dir}/itk-build.log)"
 cmake --build "${itk_build}" -j "${jobs}" > "${work_dir}/itk-build.log" 2>&1 ||
