@@ -48,6 +48,9 @@ if [ ! -f "${itk_source}/CMakeLists.txt" ]; then
     dpkg-source -x insighttoolkit5_*.dsc itk-src >/dev/null)
 fi
 grep -m1 'set(ITK_VERSION_' "${itk_source}/CMake/itkVersion.cmake" >/dev/null
+# ITK 5.2.1's Python support names np.bool, which NumPy 1.24 (Debian
+# bookworm's) removed; ITK 5.3 names np.bool_, as here.
+sed -i 's/np\.bool)/np.bool_)/' "${itk_source}/Wrapping/Generators/Python/itk/support/types.py"
 
 # ITK's modules for the module's DEPENDS and TEST_DEPENDS (itk-module.cmake), plus the image IO
 # that itk.imread needs for the test data.
