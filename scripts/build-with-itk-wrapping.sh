@@ -50,7 +50,11 @@ fi
 grep -m1 'set(ITK_VERSION_' "${itk_source}/CMake/itkVersion.cmake" >/dev/null
 # ITK 5.2.1's Python support names np.bool, which NumPy 1.24 (Debian
 # bookworm's) removed; ITK 5.3 names np.bool_, as here.
-sed -i 's/np\.bool)/np.bool_)/' "${itk_source}/Wrapping/Generators/Python/itk/support/types.py"
+# (Only once: a newer file makes ITK configure again, which relinks everything.)
+itk_python_types="${itk_source}/Wrapping/Generators/Python/itk/support/types.py"
+if grep -q 'np\.bool)' "${itk_python_types}"; then
+  sed -i 's/np\.bool)/np.bool_)/' "${itk_python_types}"
+fi
 
 # ITK's modules for the module's DEPENDS and TEST_DEPENDS (itk-module.cmake), plus the image IO
 # that itk.imread needs for the test data.
