@@ -1,8 +1,13 @@
 # The module description, read by ITK's module system (in an ITK source tree)
 # and by CMake/KDBrainExtractionStandalone.cmake (installed ITK without
 # ITKModuleExternal.cmake, such as Debian's libinsighttoolkit5-dev).
-get_filename_component(MY_CURRENT_DIR "${CMAKE_CURRENT_LIST_FILE}" PATH)
-file(READ "${MY_CURRENT_DIR}/README.md" DOCUMENTATION)
+# ITK's itk_module() is a macro: a description holding semicolons (as the
+# README does) would be split into unknown arguments, so it is a paragraph here.
+set(DOCUMENTATION "Brain extraction (skull stripping) of 3D head MRI (T1w, T2w, PDw) with a
+knowledge-distilled pair of 3D UNet++ networks run through LibTorch, on the CPU or CUDA.
+KDStudentMaskFilter gives the brain mask, KDTeacherImageFilter the brain-only image, and
+HybridLossMetric the scores of a mask against a reference. The module ships its trained default
+models, its trainer and the kdbet command-line tool.")
 
 itk_module(KDBrainExtraction
   DEPENDS

@@ -19,9 +19,7 @@ set(KDBrainExtraction_INSTALL_CMAKE_DIR lib/cmake/KDBrainExtraction)
 # Install and export rules are this build's (test/consumer tests them).
 set(KDBrainExtraction_INSTALL_EXPORT ON)
 
-# itk_module(): record the dependencies that itk-module.cmake declares. A
-# function with PARSE_ARGV, since the description (the README) holds
-# characters that a macro's argument substitution would alter.
+# itk_module(): record the dependencies that itk-module.cmake declares.
 function(itk_module _name)
   cmake_parse_arguments(PARSE_ARGV 1 _kdbe "EXCLUDE_FROM_DEFAULT;ENABLE_SHARED" ""
     "DEPENDS;TEST_DEPENDS;COMPILE_DEPENDS;DESCRIPTION")
