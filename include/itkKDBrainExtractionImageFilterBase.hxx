@@ -168,19 +168,17 @@ KDBrainExtractionImageFilterBase<TInputImage, TOutputImage>::RunNetwork(Intensit
   auto                                        start = Clock::now();
   const typename FloatImageType::ConstPointer input = this->GetInputAsFloat();
   Preprocessing::VerifyImage(input, "input image");
-  const FloatImageType::Pointer working = Preprocessing::PrepareWorkingVolume(input, model->GetContract(), window);
+  FloatImageType::Pointer output = Preprocessing::PrepareWorkingVolume(input, model->GetContract(), window);
   m_StageTimes.Preprocessing = seconds(start);
   this->UpdateProgress(static_cast<float>(progressShare * preprocessingShare));
   this->CheckAbort();
 
+  // In place: the network reads the working volume whole before it writes,
+  // and nothing after it needs the volume (the fine stage reads the input).
   start = Clock::now();
-  FloatImageType::Pointer output = FloatImageType::New();
-  output->CopyInformation(working);
-  output->SetRegions(working->GetLargestPossibleRegion());
-  output->Allocate();
-  const auto size = working->GetLargestPossibleRegion().GetSize();
+  const auto size = output->GetLargestPossibleRegion().GetSize();
   model->Predict(
-    working->GetBufferPointer(),
+    output->GetBufferPointer(),
     { size[0], size[1], size[2] },
     output->GetBufferPointer(),
     [this, progressShare](double fraction) {
