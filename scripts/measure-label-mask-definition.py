@@ -43,11 +43,15 @@ def candidate_mask(labels, radius):
     return ndimage.binary_fill_holes(mask)
 
 
-def to_2mm(mask):
+def to_2mm_mean(mask):
+    """The fraction of each 2 mm block (2x2x2 voxels of a 1 mm mask) that is brain."""
     shape = [s // 2 * 2 for s in mask.shape]
     blocks = mask[: shape[0], : shape[1], : shape[2]].astype(np.float32)
-    blocks = blocks.reshape(shape[0] // 2, 2, shape[1] // 2, 2, shape[2] // 2, 2).mean(axis=(1, 3, 5))
-    return blocks >= 0.5
+    return blocks.reshape(shape[0] // 2, 2, shape[1] // 2, 2, shape[2] // 2, 2).mean(axis=(1, 3, 5))
+
+
+def to_2mm(mask):
+    return to_2mm_mean(mask) >= 0.5
 
 
 def surface_quotient(mask, spacing):
