@@ -26,7 +26,7 @@ stage "Dependencies"
 "${source_dir}/scripts/install-dependencies.sh"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-wrapping_packages=(swig castxml ccache dpkg-dev)
+wrapping_packages=(swig castxml ccache dpkg-dev libgdcm-dev)
 missing=()
 for package in "${wrapping_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -77,6 +77,11 @@ itk_configure=(-S "${itk_source}" -B "${itk_build}" -G "Unix Makefiles" "${launc
   "${module_flags[@]}"
   -DITK_USE_SYSTEM_ZLIB=ON -DITK_USE_SYSTEM_PNG=ON -DITK_USE_SYSTEM_EIGEN=ON
   -DITK_USE_SYSTEM_GOOGLETEST=ON -DGTEST_ROOT=/usr
+  # Debian's LibTorch loads OpenCV, which loads Debian's GDCM; ITK's own copy of GDCM (pulled in
+  # by ITKTestKernel) has the same symbols, and with both in one process their static objects
+  # are freed twice at exit (every test program aborted: "malloc_consolidate(): unaligned
+  # fastbin chunk detected", seen with valgrind). One GDCM, Debian's, for both.
+  -DITK_USE_SYSTEM_GDCM=ON
   -DITK_WRAP_PYTHON=ON
   -DITK_USE_SYSTEM_SWIG=ON -DSWIG_EXECUTABLE=/usr/bin/swig
   -DITK_USE_SYSTEM_CASTXML=ON -DCASTXML_EXECUTABLE=/usr/bin/castxml
