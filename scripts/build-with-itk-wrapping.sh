@@ -57,9 +57,12 @@ if grep -q 'np\.bool)' "${itk_python_types}"; then
 fi
 
 # ITK's modules for the module's DEPENDS and TEST_DEPENDS (itk-module.cmake), plus the image IO
-# that itk.imread needs for the test data.
+# that itk.imread needs for the test data, and ITKBridgeNumPy: itk.array_from_image and the
+# other NumPy views (itk.PyBuffer), which a default ITK build has and ITK_BUILD_DEFAULT_MODULES=OFF
+# leaves out.
 modules=$(sed -n '/itk_module(KDBrainExtraction/,/EXCLUDE_FROM_DEFAULT/p' "${source_dir}/itk-module.cmake" |
   grep -o 'ITK[A-Za-z0-9]*' | sort -u)
+modules="${modules} ITKBridgeNumPy"
 module_flags=()
 for module in ${modules}; do
   module_flags+=("-DModule_${module}=ON")
