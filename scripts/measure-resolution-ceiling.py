@@ -46,13 +46,18 @@ def main():
     print("|---|" + "---|" * len(radii))
     table = []
     for path in args.label_maps:
-        labels = np.asarray(nib.load(path).dataobj).astype(np.int32)
+        nifti = nib.load(path)
+        spacing = tuple(float(z) for z in nifti.header.get_zooms()[:3])
+        if not np.allclose(spacing, 1.0, atol=1e-3):
+            # 2x2x2 blocks of voxels are 2 mm only on a 1 mm map.
+            sys.exit(f"{path}: the label map's spacing is {spacing} mm, not 1 mm")
+        labels = np.asarray(nifti.dataobj).astype(np.int32)
         labels = labels[tuple(slice(0, n // 2 * 2) for n in labels.shape)]  # whole 2 mm blocks
         row = []
         for r in radii:
             mask = mask_rule.candidate_mask(labels, r)
             probability = mask_rule.to_2mm_mean(mask)
-            row.append((dice(back_to_1mm(probability, mask.shape) >= 0.5, mask), mask.sum() / 1000.0))
+            row.append((dice(back_to_1mm(probability, mask.shape) >= 0.5, mask), mask.sum() / 1000.0))  # 1 mm voxels: ml
         table.append(row)
         name = os.path.basename(path).split(".")[0]
         print(f"| {name} | " + " | ".join(f"{d:.4f} ({v:.0f} ml)" for d, v in row) + " |", flush=True)
